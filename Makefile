@@ -1,0 +1,41 @@
+# dlroadmap: `make demo` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench install clean help
+
+help:
+	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
+	@echo "make test   - create .venv, install, run the test suite"
+	@echo "make bench  - run benchmarks/ (JSON results in benchmarks/results/)"
+	@echo "make clean  - remove .venv, runs/ and caches"
+
+# torch is installed first from the pinned CPU build so nothing else pulls a CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dlr tour --quick --out runs/demo
+
+# pytest exits 5 when it collected no tests: treat that as a failure, loudly.
+test: $(STAMP)
+	@start=$$(date +%s); \
+	$(VENV)/bin/pytest -n 2 --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	echo "make test: pytest exit $$rc after $$(( $$(date +%s) - start ))s"; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
+	exit $$rc
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache benchmarks/results

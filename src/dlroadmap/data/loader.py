@@ -1,0 +1,51 @@
+"""A minimal batch iterator for datasets that fit in memory.
+
+torch's DataLoader is built for per-sample I/O; for tensors already in memory, slicing a shuffled
+index is simpler and faster. The shuffle order depends only on (seed, epoch), which is what makes
+exact resume possible: after a restart the Trainer asks for epoch e again and skips the batches
+it has already seen, and gets exactly the same batches as the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+
+
+class TensorLoader:
+    def __init__(self, *tensors: torch.Tensor, batch_size: int = 64, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+        if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
+            raise ValueError("TensorLoader needs one or more tensors of the same length")
+        self.tensors = tensors
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        return self.iter_from(0)
+
+    def iter_from(self, start_batch: int) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Batches of the current epoch, beginning at batch `start_batch` (used when resuming)."""
+        n = len(self.tensors[0])
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = None
+        for b in range(start_batch, len(self)):
+            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
+            if order is None:
+                yield tuple(t[lo:hi] for t in self.tensors)
+            else:
+                idx = order[lo:hi]
+                yield tuple(t[idx] for t in self.tensors)

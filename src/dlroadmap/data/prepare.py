@@ -1,0 +1,54 @@
+"""From a dataset name to train/val/test tensors, the same way for every experiment.
+
+Embedded sets are split with `split` (stratified, seeded). Downloadable IDX sets keep their
+official test set and carve the validation set out of the training set. Features are scaled
+with statistics of the training split only, so nothing about val/test leaks into training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dlroadmap.data.download import load_idx_dataset
+from dlroadmap.data.embedded import Dataset, load
+from dlroadmap.data.splits import split
+
+
+@dataclass
+class Tensors:
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    shape: tuple[int, ...]
+    mean: float
+    std: float
+    name: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def classification_splits(name: str, seed: int = 0, val: float = 0.15, test: float = 0.15) -> tuple[Dataset, Dataset, Dataset]:
+    if name in ("mnist", "fashion-mnist"):
+        train_full, test_ds = load_idx_dataset(name)
+        # Keep the official test set; val is a stratified slice of the official training set.
+        tr, va, _ = split(train_full, val=val, test=0.0, seed=seed)
+        return tr, va, test_ds
+    return split(load(name), val=val, test=test, seed=seed)
+
+
+def classification_tensors(name: str, seed: int = 0, val: float = 0.15, test: float = 0.15) -> Tensors:
+    """Standardised float32 tensors (one global mean/std, as images share a pixel scale)."""
+    tr, va, te = classification_splits(name, seed, val, test)
+    mean, std = float(tr.X.mean()), float(tr.X.std()) or 1.0
+    t = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
+    return Tensors(t(tr.X), torch.from_numpy(tr.y), t(va.X), torch.from_numpy(va.y), t(te.X), torch.from_numpy(te.y),
+                   tr.classes, tr.shape, mean, std, name)

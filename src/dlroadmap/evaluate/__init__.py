@@ -1,0 +1,1 @@
+"""Model evaluation: metrics written from scratch (checked against sklearn.metrics) and plots."""

@@ -1,0 +1,202 @@
+"""The roadmap registry: `roadmap.toml` parsed into phases > topics > nodes.
+
+Each bullet of ROADMAP.md is a `Node`. A node's status is one of
+  missing      not built yet (declared in roadmap.toml)
+  implemented  code, tests and an experiment exist
+  verified     implemented, and its expectations were met in the last recorded result
+The first two come from the toml; "verified" (or "failed") is derived from the results on disk,
+so the registry never claims more than the last run showed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import operator
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from dlroadmap.errors import UserError
+
+ROADMAP_TOML = Path(__file__).with_name("roadmap.toml")
+STATUSES = ("missing", "implemented", "verified", "failed")
+
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A declared result, e.g. test_accuracy >= 0.93."""
+
+    metric: str
+    op: str
+    value: float
+
+    def check(self, metrics: dict[str, float]) -> bool | None:
+        """True/False when the metric was measured, None when it is absent."""
+        if self.metric not in metrics:
+            return None
+        got = metrics[self.metric]
+        if got is None or got != got:  # NaN never meets an expectation
+            return False
+        return bool(_OPS[self.op](got, self.value))
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    title: str
+    phase: str
+    topic: str
+    status: str = "missing"
+    code: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
+    experiment: str | None = None
+    expect: tuple[Expectation, ...] = ()
+    refs: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def implemented(self) -> bool:
+        return self.status != "missing" and self.experiment is not None
+
+    def load_experiment(self):
+        """Import the experiment module (it defines `Config` and `run`)."""
+        if not self.experiment:
+            raise UserError(f"node {self.id} is not implemented yet (status: missing); see `dlr list`")
+        return importlib.import_module(f"dlroadmap.experiments.{self.experiment}")
+
+    def check(self, metrics: dict[str, float]) -> list[tuple[Expectation, bool | None]]:
+        return [(e, e.check(metrics)) for e in self.expect]
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: str
+    title: str
+    nodes: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Phase:
+    id: str
+    title: str
+    topics: tuple[Topic, ...]
+
+
+@dataclass(frozen=True)
+class Roadmap:
+    phases: tuple[Phase, ...]
+    _by_id: dict[str, Node] = field(repr=False, default_factory=dict)
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [n for p in self.phases for t in p.topics for n in t.nodes]
+
+    def get(self, node_id: str) -> Node:
+        try:
+            return self._by_id[node_id]
+        except KeyError:
+            raise UserError(f"unknown node id {node_id!r}; {self.suggest(node_id)}") from None
+
+    def suggest(self, node_id: str) -> str:
+        ids = list(self._by_id)
+        close = difflib.get_close_matches(node_id, ids, n=3, cutoff=0.5)
+        # Also accept a bare bullet name ("backprop") or a prefix ("p2.fnn").
+        close += [i for i in ids if (i.endswith("." + node_id) or i.startswith(node_id + ".")) and i not in close]
+        if close:
+            return "did you mean " + ", ".join(close[:5]) + "?"
+        return "run `dlr list` to see all ids"
+
+    def select(self, prefix: str | None) -> list[Node]:
+        """Nodes whose id starts with `prefix` (all when None)."""
+        nodes = [n for n in self.nodes if prefix is None or n.id == prefix or n.id.startswith(prefix.rstrip(".") + ".")]
+        if not nodes:
+            raise UserError(f"no node matches --only {prefix!r}; {self.suggest(prefix or '')}")
+        return nodes
+
+
+def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
+    known = {"id", "title", "status", "code", "tests", "experiment", "expect", "refs", "notes"}
+    unknown = set(raw) - known
+    if unknown:
+        raise ValueError(f"roadmap.toml: node {raw.get('id')} has unknown keys {sorted(unknown)}")
+    status = raw.get("status", "missing")
+    if status not in ("missing", "implemented"):
+        raise ValueError(f"roadmap.toml: node {raw['id']} has status {status!r}; use 'missing' or 'implemented'")
+    expect = []
+    for e in raw.get("expect", []):
+        if e["op"] not in _OPS:
+            raise ValueError(f"roadmap.toml: node {raw['id']}: unknown op {e['op']!r}")
+        expect.append(Expectation(e["metric"], e["op"], float(e["value"])))
+    return Node(
+        id=raw["id"],
+        title=raw["title"],
+        phase=phase,
+        topic=topic,
+        status=status,
+        code=tuple(raw.get("code", ())),
+        tests=tuple(raw.get("tests", ())),
+        experiment=raw.get("experiment"),
+        expect=tuple(expect),
+        refs=tuple(raw.get("refs", ())),
+        notes=raw.get("notes", ""),
+    )
+
+
+def parse(text: str) -> Roadmap:
+    data = tomllib.loads(text)
+    phases = []
+    by_id: dict[str, Node] = {}
+    for p in data["phase"]:
+        topics = []
+        for t in p["topic"]:
+            nodes = tuple(_node(n, p["id"], t["id"]) for n in t.get("node", []))
+            for n in nodes:
+                if n.id in by_id:
+                    raise ValueError(f"roadmap.toml: duplicate node id {n.id}")
+                by_id[n.id] = n
+            topics.append(Topic(t["id"], t["title"], nodes))
+        phases.append(Phase(p["id"], p["title"], tuple(topics)))
+    return Roadmap(tuple(phases), by_id)
+
+
+@lru_cache(maxsize=1)
+def load() -> Roadmap:
+    return parse(ROADMAP_TOML.read_text(encoding="utf-8"))
+
+
+# --- results on disk -------------------------------------------------------------------------
+# `dlr run` writes <out>/<node id>/result.json; `dlr tour` also writes <out>/summary.json.
+# The status shown by `dlr list` comes from these files, so it is always what was last measured.
+
+
+def read_result(out: Path, node_id: str) -> dict | None:
+    path = Path(out) / node_id / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def status_of(node: Node, out: Path | None) -> str:
+    if not node.implemented:
+        return "missing"
+    result = read_result(out, node.id) if out is not None else None
+    if result is None:
+        return "implemented"
+    return "verified" if result.get("passed") else "failed"

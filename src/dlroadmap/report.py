@@ -1,0 +1,143 @@
+"""report.html: the roadmap and every run's results on one self-contained page.
+
+No CDN, no scripts from elsewhere: CSS is inline and plots are PNGs embedded as data URIs, so the
+file can be mailed, archived or opened offline. Built only from what is on disk
+(<out>/<node>/result.json and its plots), so it always shows what was last measured.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from dlroadmap import __version__, registry
+from dlroadmap.io import write_text
+
+COLORS = {"missing": "#d9d9d9", "implemented": "#ffd666", "verified": "#73d13d", "failed": "#ff7875"}
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#1f2937;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+main{padding:8px 28px 40px;max-width:1200px}
+.legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:12px;border-radius:3px;vertical-align:-1px;margin-right:4px}
+.phase{margin:18px 0}.phase h2{font-size:17px;margin:6px 0}
+.topics{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px}
+.topic{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:8px 10px}.topic h3{font-size:13px;margin:0 0 6px;color:#374151}
+.node{display:block;border-radius:5px;padding:3px 7px;margin:3px 0;font-size:12.5px;color:#111;text-decoration:none}
+.node small{color:#555;font-family:ui-monospace,monospace}
+.run{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px 16px;margin:14px 0}
+.run h3{margin:0 0 6px}.badge{font-size:12px;border-radius:10px;padding:2px 8px;margin-left:8px}
+table{border-collapse:collapse;margin:6px 0}td,th{border-bottom:1px solid #eee;padding:3px 10px;text-align:left;font-size:13px}
+.pass{color:#237804;font-weight:600}.fail{color:#a8071a;font-weight:600}
+.plots img{max-width:520px;width:100%;margin:6px 10px 6px 0;border:1px solid #eee}
+details{margin:6px 0}code{font-size:12px}
+"""
+
+
+def _esc(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{_esc(path.stem)}" title="{_esc(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def collect(out: Path) -> dict[str, dict[str, Any]]:
+    """node id -> its result.json, for every node that has one in `out`; tour errors from summary.json."""
+    results: dict[str, dict[str, Any]] = {}
+    for node in registry.load().nodes:
+        r = registry.read_result(out, node.id)
+        if r is not None:
+            results[node.id] = r
+    summary = out / "summary.json"
+    if summary.is_file():
+        try:
+            for r in json.loads(summary.read_text()).get("nodes", []):
+                if r.get("error"):
+                    results[r["node"]] = r
+        except (OSError, json.JSONDecodeError):
+            pass
+    return results
+
+
+def render(out: Path) -> str:
+    roadmap = registry.load()
+    results = collect(out)
+
+    def status(node) -> str:
+        r = results.get(node.id)
+        if r is not None and r.get("error"):
+            return "failed"
+        return registry.status_of(node, out)
+
+    counts: dict[str, int] = {}
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>dlroadmap report</title><style>{CSS}</style></head><body>"]
+    now = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    statuses = {n.id: status(n) for n in roadmap.nodes}
+    for s in statuses.values():
+        counts[s] = counts.get(s, 0) + 1
+    parts.append(f"<header><h1>dlroadmap report</h1><div>Deep Learning Roadmap: {len(roadmap.nodes)} nodes &middot; "
+                 + " &middot; ".join(f"{counts.get(s, 0)} {s}" for s in COLORS) + f" &middot; generated {now} by dlroadmap {__version__}</div></header><main>")
+    parts.append('<p class=legend>' + "".join(f'<span><i class=sw style="background:{c}"></i>{s}</span>' for s, c in COLORS.items()) + "</p>")
+
+    # The roadmap: phases > topics > bullets, each bullet coloured by status.
+    for p in roadmap.phases:
+        parts.append(f'<section class=phase><h2>{_esc(p.title)}</h2><div class=topics>')
+        for t in p.topics:
+            parts.append(f'<div class=topic><h3>{_esc(t.title)}</h3>')
+            for n in t.nodes:
+                st = statuses[n.id]
+                href = f' href="#{_esc(n.id)}"' if n.id in results else ""
+                parts.append(f'<a class=node data-status="{st}" style="background:{COLORS[st]}"{href}>{_esc(n.title)} <small>{_esc(n.id)}</small></a>')
+            parts.append("</div>")
+        parts.append("</div></section>")
+
+    # Runs: metrics against expectations, then plots.
+    parts.append("<h2>Runs</h2>" if results else "<h2>Runs</h2><p>No results yet: run <code>dlr tour --quick</code>.</p>")
+    for node in roadmap.nodes:
+        r = results.get(node.id)
+        if r is None:
+            continue
+        st = statuses[node.id]
+        parts.append(f'<section class=run id="{_esc(node.id)}"><h3>{_esc(node.title)} <small><code>{_esc(node.id)}</code></small>'
+                     f'<span class=badge style="background:{COLORS[st]}">{st}</span></h3>')
+        if r.get("error"):
+            parts.append(f"<p class=fail>error: {_esc(r['error'])}</p></section>")
+            continue
+        parts.append(f"<div>{'quick' if r.get('quick') else 'full'} mode &middot; {r.get('seconds', 0):.1f} s</div>")
+        parts.append("<table><tr><th>metric</th><th>value</th><th>expected</th><th>pass</th></tr>")
+        expected = {e["metric"]: e for e in r.get("expectations", [])}
+        for k, v in r.get("metrics", {}).items():
+            e = expected.get(k)
+            exp = f"{e['op']} {e['value']:g}" if e else ""
+            ok = "" if e is None else ('<span class=pass>yes</span>' if e["passed"] else '<span class=fail>no</span>')
+            parts.append(f"<tr><td>{_esc(k)}</td><td>{_esc(_fmt(v))}</td><td>{_esc(exp)}</td><td>{ok}</td></tr>")
+        for k, e in expected.items():
+            if k not in r.get("metrics", {}):
+                parts.append(f"<tr><td>{_esc(k)}</td><td>(not measured)</td><td>{_esc(e['op'])} {e['value']:g}</td><td class=fail>no</td></tr>")
+        parts.append("</table>")
+        plots = sorted((out / node.id / "plots").glob("*.png"))
+        if plots:
+            parts.append("<div class=plots>" + "".join(_img(p) for p in plots) + "</div>")
+        cfg = r.get("config", {})
+        if cfg:
+            parts.append("<details><summary>config</summary><code>" + _esc(json.dumps(cfg)) + "</code></details>")
+        parts.append("</section>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
+def write_report(out: str | Path) -> Path:
+    out = Path(out)
+    return write_text(out / "report.html", render(out))

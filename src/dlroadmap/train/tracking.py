@@ -1,0 +1,244 @@
+"""One `Tracker`, several backends: MLflow, TensorBoard, Weights & Biases, console.
+
+Experiments log through the Tracker only (params, metrics, artifacts, figures). The Tracker fans
+each call out to the backends chosen with `--track` and also keeps a local copy (the run folder
+and an in-memory history), so `dlr run`, the tour, the report, notebooks and tests see the same.
+
+  MLflow       a real tracking store: sqlite file <out>/mlflow.db, artifacts under <out>/mlartifacts
+  TensorBoard  event files under <out>/tensorboard/<run name>
+  W&B          offline mode (a run folder under <out>/wandb) unless WANDB_API_KEY is set
+  console      one line per logged metrics dict
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Iterable, Protocol
+
+from dlroadmap.errors import UserError
+
+BACKENDS = ("mlflow", "tensorboard", "wandb", "console")
+
+
+class Backend(Protocol):
+    def log_params(self, params: dict[str, Any]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def log_artifact(self, path: Path, subdir: str | None) -> None: ...
+    def close(self, status: str) -> None: ...
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+class MLflowBackend:
+    """MLflow through its client API: no global state, no server needed."""
+
+    def __init__(self, root: Path, experiment: str, run_name: str, tags: dict[str, str]):
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            exp_id = self.client.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
+        else:
+            exp_id = exp.experiment_id
+        self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in _flat(params).items()]
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(_mlflow_key(k), float(v), ts, step) for k, v in metrics.items()])
+
+    def log_artifact(self, path: Path, subdir: str | None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=subdir)
+
+    def close(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status="FINISHED" if status == "ok" else "FAILED")
+
+
+def _mlflow_key(k: str) -> str:
+    return re.sub(r"[^\w\-. /]", "_", k)
+
+
+class TensorBoardBackend:
+    def __init__(self, root: Path, run_name: str):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.log_dir = root / "tensorboard" / run_name
+        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        table = "| param | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in _flat(params).items())
+        self.writer.add_text("params", table, 0)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, float(v), step)
+
+    def log_artifact(self, path: Path, subdir: str | None) -> None:
+        pass  # TensorBoard has no artifact store; plots are in the run folder and in MLflow
+
+    def close(self, status: str) -> None:
+        self.writer.flush()
+        self.writer.close()
+
+
+class WandbBackend:
+    """W&B in offline mode unless an API key is configured; `wandb sync` uploads later."""
+
+    def __init__(self, root: Path, experiment: str, run_name: str, tags: dict[str, str]):
+        os.environ.setdefault("WANDB_SILENT", "true")
+        os.environ.setdefault("WANDB_CONSOLE", "off")
+        import wandb
+
+        mode = "online" if os.environ.get("WANDB_API_KEY") and os.environ.get("WANDB_MODE") != "offline" else "offline"
+        self.run = wandb.init(project=experiment, name=run_name, dir=str(root), mode=mode, tags=list(tags.values()),
+                              settings=wandb.Settings(console="off", x_disable_stats=True))
+        self.dir = Path(self.run.dir).parent
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.run.config.update(_flat(params), allow_val_change=True)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_artifact(self, path: Path, subdir: str | None) -> None:
+        self.run.save(str(path), base_path=str(path.parent if subdir is None else path.parent.parent), policy="now")
+
+    def close(self, status: str) -> None:
+        self.run.finish(exit_code=0 if status == "ok" else 1)
+
+
+class ConsoleBackend:
+    def __init__(self, run_name: str):
+        from dlroadmap.ui import console
+
+        self.console = console
+        self.run_name = run_name
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        body = "  ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+        self.console.print(f"[dim]{self.run_name}[/] step {step}: {body}", highlight=False)
+
+    def log_artifact(self, path: Path, subdir: str | None) -> None:
+        pass
+
+    def close(self, status: str) -> None:
+        pass
+
+
+def parse_backends(spec: str | Iterable[str] | None) -> list[str]:
+    """'mlflow,tensorboard' -> ['mlflow', 'tensorboard']; 'none' or '' -> []."""
+    if spec is None:
+        return ["mlflow"]
+    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if names in ([], ["none"]):
+        return []
+    bad = [n for n in names if n not in BACKENDS]
+    if bad:
+        raise UserError(f"unknown tracking backend {bad[0]!r}; choose from {', '.join(BACKENDS)} or 'none'")
+    return list(dict.fromkeys(names))
+
+
+class Tracker:
+    """Logs a run to every chosen backend and keeps it in `run_dir` (artifacts, plots) and memory."""
+
+    def __init__(self, run_dir: str | Path, backends: str | Iterable[str] | None = None, *, root: str | Path | None = None,
+                 run_name: str | None = None, experiment: str = "dlroadmap", tags: dict[str, str] | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root) if root is not None else self.run_dir.parent
+        self.run_name = run_name or self.run_dir.name
+        self.params: dict[str, Any] = {}
+        self.history: list[tuple[int, dict[str, float]]] = []
+        self.artifacts: list[Path] = []
+        self.backend_names = parse_backends(backends)
+        self.backends: list[Any] = []
+        tags = tags or {}
+        for name in self.backend_names:
+            if name == "mlflow":
+                self.backends.append(MLflowBackend(self.root, experiment, self.run_name, tags))
+            elif name == "tensorboard":
+                self.backends.append(TensorBoardBackend(self.root, self.run_name))
+            elif name == "wandb":
+                self.backends.append(WandbBackend(self.root, experiment, self.run_name, tags))
+            elif name == "console":
+                self.backends.append(ConsoleBackend(self.run_name))
+        self._closed = False
+
+    def backend(self, name: str):
+        return self.backends[self.backend_names.index(name)] if name in self.backend_names else None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        self.params.update(params)
+        for b in self.backends:
+            b.log_params(params)
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        metrics = {k: float(v) for k, v in metrics.items()}
+        self.history.append((step, metrics))
+        for b in self.backends:
+            b.log_metrics(metrics, step)
+
+    def log_artifact(self, path: str | Path) -> Path:
+        path = Path(path)
+        self.artifacts.append(path)
+        try:
+            rel = path.resolve().parent.relative_to(self.run_dir.resolve()).as_posix()
+        except ValueError:
+            rel = "."
+        subdir = None if rel == "." else rel
+        for b in self.backends:
+            b.log_artifact(path, subdir)
+        return path
+
+    def log_figure(self, fig, name: str) -> Path:
+        """Save a matplotlib figure as PNG under <run_dir>/plots/ (atomically) and log it."""
+        import matplotlib.pyplot as plt
+
+        from dlroadmap.io import atomic_path
+
+        path = self.run_dir / "plots" / f"{name}.png"
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        return self.log_artifact(path)
+
+    def series(self, key: str) -> list[tuple[int, float]]:
+        return [(s, m[key]) for s, m in self.history if key in m]
+
+    def close(self, status: str = "ok") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for b in self.backends:
+            b.close(status)
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close("ok" if exc_type is None else "failed")

@@ -1,0 +1,349 @@
+"""The one Trainer used by every PyTorch experiment.
+
+The training step itself is four lines (forward, loss, backward, step). Everything else here is
+engineering that every experiment gets for free: device choice, bf16 autocast, gradient clipping,
+LR schedules, callbacks, a progress bar, a NaN/inf guard, seeding, and checkpoints that resume
+exactly (same batches, same RNG draws, same weights, bit for bit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import random
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlroadmap.errors import TrainingDiverged, UserError
+from dlroadmap.train import checkpoint as ckpt
+from dlroadmap.train.callbacks import Callback, ModelCheckpoint
+
+PRECISIONS = ("fp32", "bf16")
+StepFn = Callable[[nn.Module, Sequence[torch.Tensor]], "tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]"]
+MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' picks cuda > mps > cpu; anything else is passed to torch.device and checked."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but CUDA is not available here; use --device cpu or auto")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_tuplify(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuplify(x: Any) -> Any:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def supervised_step(model: nn.Module, batch: Sequence[torch.Tensor], loss_fn: Callable = F.cross_entropy):
+    """The default step: (inputs, targets) -> (loss, outputs, targets)."""
+    x, y = batch[0], batch[1]
+    out = model(x)
+    return loss_fn(out, y), out, y
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable = F.cross_entropy,
+        *,
+        max_epochs: int = 10,
+        scheduler: Any = None,
+        scheduler_interval: str = "epoch",
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+        grad_clip: float | None = None,
+        callbacks: Iterable[Callback] = (),
+        tracker: Any = None,
+        seed: int = 0,
+        metrics: dict[str, MetricFn] | None = None,
+        step: StepFn | None = None,
+        description: str = "train",
+    ):
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError("scheduler_interval must be 'epoch' or 'step'")
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.model = model.to(self.device)
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.max_epochs = max_epochs
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        self.precision = precision
+        self.grad_clip = grad_clip
+        # Checkpoint callbacks run last at epoch end, so what they save includes every other callback's decision.
+        cbs = list(callbacks)
+        self.callbacks = [c for c in cbs if not isinstance(c, ModelCheckpoint)] + [c for c in cbs if isinstance(c, ModelCheckpoint)]
+        self.tracker = tracker
+        self.seed = seed
+        self.metrics = metrics or {}
+        self.step_fn = step or (lambda m, b: supervised_step(m, b, self.loss_fn))
+        self.description = description
+        # Counters: everything needed to resume exactly.
+        self.epoch = 0              # epochs completed
+        self.global_step = 0        # optimizer steps taken
+        self.batch_in_epoch = 0     # batches of the current epoch already trained on
+        self.should_stop = False
+        self.history: list[dict[str, float]] = []
+        self._loss_sum = 0.0
+        self._seen = 0
+        self.last_checkpoint: Path | None = None
+
+    # --- precision ---------------------------------------------------------------------------
+    def autocast(self):
+        """bf16 autocast (on CPUs with AMX, bf16 matmuls run several times faster) or nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _to_device(self, batch: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+        if self.device.type == "cpu":
+            return batch
+        return tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+    # --- the training step -------------------------------------------------------------------
+    def training_step(self, batch: Sequence[torch.Tensor]) -> float:
+        batch = self._to_device(batch)
+        with self.autocast():
+            loss, _, _ = self.step_fn(self.model, batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            self._diverged(f"loss became {value}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip is not None:
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if not torch.isfinite(norm):
+                self._diverged(f"gradient norm became {norm.item()}")
+        self.optimizer.step()
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        return value
+
+    def _diverged(self, what: str) -> None:
+        where = f"epoch {self.epoch + 1}, step {self.global_step + 1}"
+        kept = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written yet"
+        raise TrainingDiverged(
+            f"training stopped at {where}: {what}; {kept}. Try a lower learning rate, gradient clipping (grad_clip) or fp32"
+        )
+
+    # --- fit -----------------------------------------------------------------------------------
+    def fit(self, train_loader: Iterable, val_loader: Iterable | None = None, *, resume: bool | str | Path = False) -> list[dict[str, float]]:
+        """Train for max_epochs (or until a callback stops). `resume=True` continues from the latest
+        checkpoint of the ModelCheckpoint callback, `resume=PATH` from that checkpoint folder."""
+        seed_everything(self.seed)
+        if resume:
+            path = self._resume_path(resume)
+            if path is not None:
+                self.load_checkpoint(path)
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
+        from dlroadmap.ui import progress
+
+        with progress() as bar:
+            total = n_batches * self.max_epochs if n_batches else None
+            task = bar.add_task(self.description, total=total, info="", completed=self.epoch * (n_batches or 0) + self.batch_in_epoch) if bar else None
+            while self.epoch < self.max_epochs and not self.should_stop:
+                if self._train_epoch(train_loader, bar, task):
+                    self._end_epoch(val_loader, bar, task)
+            if bar is not None:
+                bar.remove_task(task)
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self.history
+
+    def _train_epoch(self, loader: Iterable, bar, task) -> bool:
+        """Train on the rest of the current epoch; False when a callback stopped it midway."""
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.epoch)
+        self.model.train()
+        if hasattr(loader, "iter_from"):
+            batches = loader.iter_from(self.batch_in_epoch)
+        else:  # any iterable: replay and skip the batches already done (must be deterministic)
+            batches = itertools.islice(iter(loader), self.batch_in_epoch, None)
+        update_every = 10
+        for batch in batches:
+            loss = self.training_step(batch)
+            n = len(batch[0])
+            self._loss_sum += loss * n
+            self._seen += n
+            self.batch_in_epoch += 1
+            self.global_step += 1
+            for cb in self.callbacks:
+                cb.on_train_batch_end(self)
+            if bar is not None and self.batch_in_epoch % update_every == 0:
+                bar.update(task, advance=update_every, info=f"epoch {self.epoch + 1}/{self.max_epochs} loss {loss:.4f}")
+            if self.should_stop:
+                break
+        if bar is not None:
+            bar.update(task, advance=self.batch_in_epoch % update_every)
+        return not self.should_stop
+
+    def _end_epoch(self, val_loader: Iterable | None, bar, task) -> None:
+        metrics: dict[str, float] = {"train_loss": self._loss_sum / max(self._seen, 1)}
+        if val_loader is not None:
+            metrics.update(self.evaluate(val_loader, prefix="val_"))
+        if self.scheduler is not None and self.scheduler_interval == "epoch":
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
+            else:
+                self.scheduler.step()
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._loss_sum, self._seen = 0.0, 0
+        for cb in self.callbacks:
+            cb.on_epoch_metrics(self, metrics)
+        self.history.append({"epoch": float(self.epoch), **metrics})
+        if self.tracker is not None:
+            self.tracker.log_metrics(metrics, step=self.epoch)
+        if bar is not None:
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "lr")
+            bar.update(task, info=f"epoch {self.epoch}/{self.max_epochs} {shown}")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, metrics)
+
+    # --- evaluation ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+        """(outputs, targets, mean loss) over a loader, outputs in float32 on the CPU."""
+        self.model.eval()
+        outs, targets, loss_sum, seen = [], [], 0.0, 0
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(0)
+        for batch in loader:
+            batch = self._to_device(batch)
+            with self.autocast():
+                loss, out, y = self.step_fn(self.model, batch)
+            n = len(batch[0])
+            loss_sum += float(loss) * n
+            seen += n
+            if out is not None:
+                outs.append(out.float().cpu())
+            if y is not None:
+                targets.append(y.cpu())
+        out_t = torch.cat(outs) if outs else torch.empty(0)
+        y_t = torch.cat(targets) if targets else None
+        return out_t, y_t, loss_sum / max(seen, 1)
+
+    def evaluate(self, loader: Iterable, prefix: str = "") -> dict[str, float]:
+        out, y, loss = self.predict(loader)
+        metrics = {f"{prefix}loss": loss}
+        for name, fn in self.metrics.items():
+            metrics[f"{prefix}{name}"] = float(fn(out, y))
+        return metrics
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "batch_in_epoch": self.batch_in_epoch,
+            "loss_sum": self._loss_sum,
+            "seen": self._seen,
+            # A stop at an epoch boundary (early stopping) is final; one in mid-epoch is an interruption.
+            "should_stop": self.should_stop and self.batch_in_epoch == 0,
+            "history": self.history,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()},
+            "rng": rng_state(),
+            "precision": self.precision,
+        }
+
+    def save_checkpoint(self, dirpath: str | Path, keep: int = 2) -> Path:
+        # Never persist a diverged model: the last good checkpoint must stay the newest one.
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._diverged("weights became non-finite")
+        self.last_checkpoint = ckpt.save_checkpoint(dirpath, self.model.state_dict(), self.state_dict(), step=self.global_step, keep=keep)
+        return self.last_checkpoint
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        weights, state = ckpt.load_checkpoint(path)
+        try:
+            self.model.load_state_dict(weights)
+        except RuntimeError as e:
+            raise UserError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]}); was it made with other settings?") from None
+        self.model.to(self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        saved = state.get("callbacks", {})
+        for key, cb in self._callback_keys():
+            if key in saved:
+                cb.load_state_dict(saved[key])
+        self.epoch, self.global_step, self.batch_in_epoch = state["epoch"], state["global_step"], state["batch_in_epoch"]
+        self._loss_sum, self._seen = state["loss_sum"], state["seen"]
+        self.should_stop = state["should_stop"]
+        self.history = list(state["history"])
+        set_rng_state(state["rng"])
+        self.last_checkpoint = Path(path)
+
+    def _callback_keys(self) -> list[tuple[str, Callback]]:
+        """Stable names for callback state: class name and its index among callbacks of that class."""
+        seen: dict[str, int] = {}
+        keys = []
+        for cb in self.callbacks:
+            name = type(cb).__name__
+            keys.append((f"{name}:{seen.get(name, 0)}", cb))
+            seen[name] = seen.get(name, 0) + 1
+        return keys
+
+    def _resume_path(self, resume: bool | str | Path) -> Path | None:
+        if not isinstance(resume, bool):
+            return Path(resume)
+        dirs = [cb.dirpath for cb in self.callbacks if isinstance(cb, ModelCheckpoint)]
+        if not dirs:
+            raise UserError("resume needs a ModelCheckpoint callback (it says where checkpoints are)")
+        return ckpt.latest_checkpoint(dirs[0])
+
+

@@ -1,0 +1,54 @@
+"""Shared test set-up: quiet, offline, and isolated from the user's own folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DLR_PROGRESS", "0")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Each test gets its own data cache and output folder; nothing touches ~/.cache or ./runs."""
+    monkeypatch.setenv("DLR_DATA_DIR", str(tmp_path / "data-cache"))
+    monkeypatch.setenv("DLR_OUT", str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `dlr ARGS...` in-process through the real entry point; returns (exit code, stdout, stderr)."""
+    from dlroadmap.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        old = sys.argv
+        sys.argv = ["dlr", *args]
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            sys.argv = old
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return invoke
+
+
+def dlr_env(**extra: str) -> dict[str, str]:
+    """Environment for a `dlr` subprocess."""
+    env = dict(os.environ)
+    env.update(extra)
+    return env

@@ -1,0 +1,105 @@
+"""The registry holds every bullet of ROADMAP.md, in the bullet's own words."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dlroadmap import registry
+from dlroadmap.experiments.base import ExperimentConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "dlroadmap"
+
+
+def roadmap_md() -> str:
+    """The roadmap: the shared copy beside the checkout (the source of truth), else the packaged copy."""
+    for p in (ROOT.parent / "shared" / "ROADMAP.md", ROOT / "docs" / "ROADMAP.md"):
+        if p.is_file():
+            return p.read_text(encoding="utf-8")
+    pytest.fail("ROADMAP.md not found in ../shared/ or docs/")
+
+
+def parse_roadmap(text: str) -> dict[str, list[str]]:
+    """{"p1": [bullets...], ..., "tools": [items...]} straight from the markdown."""
+    out: dict[str, list[str]] = {}
+    section = None
+    for line in text.splitlines():
+        m = re.match(r"^###\s+Phase\s+(\d+)", line)
+        if m:
+            section = f"p{m.group(1)}"
+            out[section] = []
+            continue
+        if re.match(r"^###\s+Recommended Tools", line):
+            section = "tools"
+            out[section] = []
+            continue
+        m = re.match(r"^\s*\*\s+(.+?)\s*$", line)
+        if m and section:
+            item = m.group(1)
+            if section == "tools":
+                # "**Docker**, **MLflow**, **DVC** (for production MLOps)" -> Docker, MLflow, DVC
+                item = re.sub(r"\(.*?\)", "", item).replace("**", "")
+                out[section] += [s.strip() for s in item.split(",") if s.strip()]
+            else:
+                out[section].append(item)
+    return out
+
+
+def test_every_bullet_has_a_node_with_its_title():
+    bullets = parse_roadmap(roadmap_md())
+    assert set(bullets) == {"p1", "p2", "p3", "p4", "tools"}
+    assert sum(len(v) for k, v in bullets.items() if k != "tools") == 59
+    rm = registry.load()
+    for phase, items in bullets.items():
+        titles = [n.title for n in rm.nodes if n.phase == phase]
+        missing = [b for b in items if b not in titles]
+        assert not missing, f"bullets of {phase} without a node: {missing}"
+        assert len(titles) == len(items), f"{phase}: nodes that are not bullets: {set(titles) - set(items)}"
+
+
+def test_structure_has_24_topics_and_unique_ids():
+    rm = registry.load()
+    topics = [t for p in rm.phases if p.id != "tools" for t in p.topics]
+    assert len(topics) == 24
+    ids = [n.id for n in rm.nodes]
+    assert len(ids) == len(set(ids))
+    for n in rm.nodes:
+        assert n.id.startswith(f"{n.phase}.{n.topic}."), n.id
+
+
+@pytest.mark.parametrize("node", [n for n in registry.load().nodes if n.implemented], ids=lambda n: n.id)
+def test_implemented_nodes_are_complete(node):
+    assert node.code and node.tests and node.expect and node.refs, f"{node.id} lacks code/tests/expect/refs"
+    for f in node.code:
+        assert (SRC / f).is_file(), f"{node.id}: code file {f} does not exist"
+    for t in node.tests:
+        path, _, func = t.partition("::")
+        text = (ROOT / path).read_text()
+        if func:
+            assert f"def {func}" in text, f"{node.id}: {t} not found"
+    mod = node.load_experiment()
+    assert issubclass(mod.Config, ExperimentConfig) and callable(mod.run)
+    mod.Config.quick()  # the quick preset validates
+
+
+def test_unknown_id_suggests_close_ids():
+    rm = registry.load()
+    with pytest.raises(registry.UserError, match="did you mean p2.fnn.backprop"):
+        rm.get("p2.fnn.backprob")
+
+
+def test_parse_rejects_bad_status():
+    bad = '[[phase]]\nid="p"\ntitle="P"\n[[phase.topic]]\nid="t"\ntitle="T"\n[[phase.topic.node]]\nid="p.t.x"\ntitle="X"\nstatus="done"\n'
+    with pytest.raises(ValueError, match="status"):
+        registry.parse(bad)
+
+
+def test_expectation_check():
+    e = registry.Expectation("acc", ">=", 0.9)
+    assert e.check({"acc": 0.95}) is True
+    assert e.check({"acc": 0.5}) is False
+    assert e.check({"acc": float("nan")}) is False
+    assert e.check({}) is None

@@ -1,0 +1,95 @@
+"""Tracking backends, read back with each tool's own reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pytest
+
+from dlroadmap.errors import UserError
+from dlroadmap.train.tracking import Tracker, parse_backends
+
+
+def log_a_run(root: Path, backends: str) -> Tracker:
+    with Tracker(root / "node", backends, root=root, run_name="node", tags={"node": "p0.test.node"}) as t:
+        t.log_params({"lr": 0.01, "model": {"hidden": [8, 4]}})
+        for step in range(1, 4):
+            t.log_metrics({"train_loss": 1.0 / step, "val_acc": 0.5 + 0.1 * step}, step=step)
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3])
+        t.log_figure(fig, "curve")
+        (root / "node" / "result.json").write_text("{}")
+        t.log_artifact(root / "node" / "result.json")
+    return t
+
+
+def test_parse_backends():
+    assert parse_backends("mlflow, tensorboard") == ["mlflow", "tensorboard"]
+    assert parse_backends("none") == [] and parse_backends("") == []
+    with pytest.raises(UserError, match="unknown tracking backend 'comet'"):
+        parse_backends("mlflow,comet")
+
+
+@pytest.mark.slow
+def test_mlflow_sqlite_store_holds_run_params_metrics_artifacts(tmp_path):
+    t = log_a_run(tmp_path, "mlflow")
+    assert (tmp_path / "mlflow.db").is_file()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("dlroadmap")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.run_id == t.backend("mlflow").run_id and run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.01" and run.data.params["model.hidden"] == "[8, 4]"
+    assert run.data.tags["node"] == "p0.test.node"
+    hist = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [(m.step, round(m.value, 6)) for m in hist] == [(1, 1.0), (2, 0.5), (3, round(1 / 3, 6))]
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "result.json" in arts and "plots" in arts
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "plots")] == ["plots/curve.png"]
+    local = client.download_artifacts(run.info.run_id, "plots/curve.png", str(tmp_path / "dl"))
+    assert Path(local).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(tmp_path / "mlartifacts") in exp.artifact_location or (tmp_path / "mlartifacts").is_dir()
+
+
+@pytest.mark.slow
+def test_tensorboard_event_files_hold_scalars(tmp_path):
+    log_a_run(tmp_path, "tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tensorboard" / "node"))
+    acc.Reload()
+    assert {"train_loss", "val_acc"} <= set(acc.Tags()["scalars"])
+    events = acc.Scalars("val_acc")
+    assert [e.step for e in events] == [1, 2, 3]
+    assert [round(e.value, 5) for e in events] == [0.6, 0.7, 0.8]
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_folder_has_history(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    t = log_a_run(tmp_path, "wandb")
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and t.backend("wandb").dir == runs[0]
+    from wandb_reader import history
+
+    rows = history(next(runs[0].glob("run-*.wandb")))
+    assert [r["_step"] for r in rows] == [1, 2, 3]
+    assert [round(r["val_acc"], 5) for r in rows] == [0.6, 0.7, 0.8]
+    assert (runs[0] / "files" / "plots" / "curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_several_backends_at_once_and_console(tmp_path, capsys):
+    t = log_a_run(tmp_path, "mlflow,tensorboard,console")
+    assert t.backend_names == ["mlflow", "tensorboard", "console"]
+    assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "tensorboard" / "node").is_dir()
+    assert "val_acc=0.8" in capsys.readouterr().err
+    assert t.series("train_loss")[0] == (1, 1.0)
+    assert (tmp_path / "node" / "plots" / "curve.png").is_file()

@@ -1,0 +1,54 @@
+"""Read the history back from a W&B offline run file (run-*.wandb).
+
+The file is a LevelDB-style log: a 7-byte header (":W&B", magic, version), then 32 KiB blocks of
+records, each with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last),
+whose payloads are protobuf `Record` messages from wandb.proto.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+BLOCK = 32 * 1024
+
+
+def records(path: Path) -> list[bytes]:
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    pos, pending, out = 7, b"", []
+    while pos + 7 <= len(data):
+        left = BLOCK - pos % BLOCK
+        if left < 7:  # block trailer: padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if length == 0 and kind == 0:
+            pos += left
+            continue
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            out.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            out.append(pending + chunk)
+            pending = b""
+    return out
+
+
+def history(path: Path) -> list[dict]:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    rows = []
+    for raw in records(path):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        if rec.WhichOneof("record_type") == "history":
+            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in rec.history.item})
+    return rows
