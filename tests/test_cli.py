@@ -91,14 +91,6 @@ def test_invalid_track_and_precision(cli, tmp_path):
     one_line_error(code, err, "precision=fp8")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; covered by the file-in-the-way case")
-def test_unwritable_out_readonly(cli, tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o500)
-    code, _, err = cli("run", "p2.fnn.backprop", "--quick", "--track", "none", "--out", str(ro / "x"))
-    one_line_error(code, err, "cannot write to output folder")
-
-
 def test_unwritable_out(cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -25,7 +25,7 @@ import numpy as np
 
 from dlroadmap.data.embedded import Dataset
 from dlroadmap.errors import DataError
-from dlroadmap.io import atomic_path
+from dlroadmap.io import atomic_path, file_hash
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,7 @@ def cache_dir() -> Path:
 
 
 def md5sum(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_hash(path, "md5")
 
 
 def _remote(dataset: str) -> Remote:

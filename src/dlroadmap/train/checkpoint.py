@@ -13,7 +13,6 @@ checkpoint intact and never a half-written one that `latest` points to.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -27,18 +26,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dlroadmap.errors import CheckpointError
-from dlroadmap.io import write_json, write_text
+from dlroadmap.io import file_hash, write_json, write_text
 
 MODEL_FILE, STATE_FILE, META_FILE, LATEST = "model.safetensors", "state.pt", "meta.json", "latest"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_hash(path, "sha256")
 
 
 def _fsync_dir(path: Path) -> None:
