@@ -73,10 +73,16 @@ class Node:
         return self.status != "missing" and self.experiment is not None
 
     def load_experiment(self):
-        """Import the experiment module (it defines `Config` and `run`)."""
+        """The node's experiment: an object with `Config` and `run(config, tracker)`.
+
+        `experiment = "module"` names a module of dlroadmap.experiments that defines both;
+        `experiment = "module:name"` names an `Experiment(Config, run)` inside a topic's module.
+        """
         if not self.experiment:
             raise UserError(f"node {self.id} is not implemented yet (status: missing); see `dlr list`")
-        return importlib.import_module(f"dlroadmap.experiments.{self.experiment}")
+        module_name, _, attr = self.experiment.partition(":")
+        module = importlib.import_module(f"dlroadmap.experiments.{module_name}")
+        return getattr(module, attr) if attr else module
 
     def check(self, metrics: dict[str, float]) -> list[tuple[Expectation, bool | None]]:
         return [(e, e.check(metrics)) for e in self.expect]

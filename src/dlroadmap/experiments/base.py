@@ -67,6 +67,14 @@ class Result:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Experiment:
+    """One node's experiment inside a topic module that holds several (`experiment = "module:name"`)."""
+
+    Config: type[ExperimentConfig]
+    run: Any  # (config, tracker) -> Result
+
+
 # --- building a config from the command line -------------------------------------------------
 
 
