@@ -203,6 +203,8 @@ def run(
     result = _run_one(node, out, quick, set_ or [], track, resume=resume or None, precision=precision, device=device, seed=seed)
     write_report(out)
     console.print(_result_table([result.to_json()]))
+    if result.notes:
+        console.print(result.notes, highlight=False)
     console.print(f"run folder: {out / node.id}   report: {out / 'report.html'}   ({result.seconds:.1f}s)")
     if not result.passed:
         console.print(f"[red]{node.id}: an expectation was missed[/]")

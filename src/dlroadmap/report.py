@@ -116,6 +116,8 @@ def render(out: Path) -> str:
             parts.append(f"<p class=fail>error: {_esc(r['error'])}</p></section>")
             continue
         parts.append(f"<div>{'quick' if r.get('quick') else 'full'} mode &middot; {r.get('seconds', 0):.1f} s</div>")
+        if r.get("notes"):
+            parts.append(f"<p>{_esc(r['notes'])}</p>")
         parts.append("<table><tr><th>metric</th><th>value</th><th>expected</th><th>pass</th></tr>")
         expected = {e["metric"]: e for e in r.get("expectations", [])}
         for k, v in r.get("metrics", {}).items():

@@ -27,8 +27,8 @@ class Tensors:
     y_test: torch.Tensor
     classes: list[str]
     shape: tuple[int, ...]
-    mean: float
-    std: float
+    mean: float | list[float]
+    std: float | list[float]
     name: str
 
     @property
@@ -45,10 +45,18 @@ def classification_splits(name: str, seed: int = 0, val: float = 0.15, test: flo
     return split(load(name), val=val, test=test, seed=seed)
 
 
-def classification_tensors(name: str, seed: int = 0, val: float = 0.15, test: float = 0.15) -> Tensors:
-    """Standardised float32 tensors (one global mean/std, as images share a pixel scale)."""
+def classification_tensors(name: str, seed: int = 0, val: float = 0.15, test: float = 0.15, scale: str = "global") -> Tensors:
+    """Standardised float32 tensors. scale="global": one mean/std (images share a pixel scale);
+    scale="feature": per-feature mean/std (tabular data, whose columns have different units)."""
+    if scale not in ("global", "feature"):
+        raise ValueError("scale must be 'global' or 'feature'")
     tr, va, te = classification_splits(name, seed, val, test)
-    mean, std = float(tr.X.mean()), float(tr.X.std()) or 1.0
+    if scale == "global":
+        mean, std = float(tr.X.mean()), float(tr.X.std()) or 1.0
+    else:
+        mean, std = tr.X.mean(axis=0), tr.X.std(axis=0)
+        std = np.where(std == 0, 1.0, std)
     t = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
+    stat = (lambda v: v) if scale == "global" else (lambda v: v.tolist())  # noqa: E731
     return Tensors(t(tr.X), torch.from_numpy(tr.y), t(va.X), torch.from_numpy(va.y), t(te.X), torch.from_numpy(te.y),
-                   tr.classes, tr.shape, mean, std, name)
+                   tr.classes, tr.shape, stat(mean), stat(std), name)

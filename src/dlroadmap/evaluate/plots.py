@@ -49,3 +49,50 @@ def confusion_matrix_plot(cm: np.ndarray, classes: list[str] | None = None, titl
                     color="white" if v > hi / 2 else "black")
     fig.tight_layout()
     return fig
+
+
+def roc_curves_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str = "ROC curves"):
+    """curves: label -> (fpr, tpr, auc). The diagonal is a classifier that guesses."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for label, (fpr, tpr, area) in curves.items():
+        ax.plot(fpr, tpr, lw=1.4, label=f"{label} (AUC {area:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def pr_curves_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], title: str = "precision-recall curves"):
+    """curves: label -> (precision, recall, average precision)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for label, (prec, rec, ap) in curves.items():
+        ax.step(rec, prec, where="post", lw=1.4, label=f"{label} (AP {ap:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_bars(report: dict[str, dict[str, float]], title: str = "per-class precision, recall, F1"):
+    """Grouped bars from evaluate.metrics.classification_report."""
+    classes = [k for k in report if k not in ("macro avg", "weighted avg", "accuracy")]
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(max(5, 0.6 * len(classes) + 2), 3.4))
+    for i, key in enumerate(("precision", "recall", "f1")):
+        ax.bar(x + (i - 1) * 0.27, [report[c][key] for c in classes], width=0.27, label=key)
+    ax.set_xticks(x, classes)
+    lo = min(report[c][k] for c in classes for k in ("precision", "recall", "f1"))
+    ax.set_ylim(max(0.0, lo - 0.05), 1.0)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=3, loc="lower right")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
