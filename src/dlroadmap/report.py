@@ -33,7 +33,7 @@ main{padding:8px 28px 40px;max-width:1200px}
 .run h3{margin:0 0 6px}.badge{font-size:12px;border-radius:10px;padding:2px 8px;margin-left:8px}
 table{border-collapse:collapse;margin:6px 0}td,th{border-bottom:1px solid #eee;padding:3px 10px;text-align:left;font-size:13px}
 .pass{color:#237804;font-weight:600}.fail{color:#a8071a;font-weight:600}
-.plots img{max-width:520px;width:100%;margin:6px 10px 6px 0;border:1px solid #eee}
+.plots img{max-width:100%;margin:6px 10px 6px 0;border:1px solid #eee;vertical-align:top}
 details{margin:6px 0}code{font-size:12px}
 """
 
