@@ -40,6 +40,10 @@ class Expectation:
     metric: str
     op: str
     value: float
+    mode: str | None = None  # "quick" or "full": the expectation applies only to runs in that mode
+
+    def applies(self, quick: bool) -> bool:
+        return self.mode is None or self.mode == ("quick" if quick else "full")
 
     def check(self, metrics: dict[str, float]) -> bool | None:
         """True/False when the metric was measured, None when it is absent."""
@@ -51,7 +55,7 @@ class Expectation:
         return bool(_OPS[self.op](got, self.value))
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}"
+        return f"{self.metric} {self.op} {self.value:g}" + (f" ({self.mode} mode)" if self.mode else "")
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,9 @@ class Node:
         module = importlib.import_module(f"dlroadmap.experiments.{module_name}")
         return getattr(module, attr) if attr else module
 
-    def check(self, metrics: dict[str, float]) -> list[tuple[Expectation, bool | None]]:
-        return [(e, e.check(metrics)) for e in self.expect]
+    def check(self, metrics: dict[str, float], quick: bool = True) -> list[tuple[Expectation, bool | None]]:
+        """Each expectation that applies to this mode, with True/False (or None: not measured)."""
+        return [(e, e.check(metrics)) for e in self.expect if e.applies(quick)]
 
 
 @dataclass(frozen=True)
@@ -146,7 +151,9 @@ def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
     for e in raw.get("expect", []):
         if e["op"] not in _OPS:
             raise ValueError(f"roadmap.toml: node {raw['id']}: unknown op {e['op']!r}")
-        expect.append(Expectation(e["metric"], e["op"], float(e["value"])))
+        if e.get("mode") not in (None, "quick", "full"):
+            raise ValueError(f"roadmap.toml: node {raw['id']}: mode must be 'quick' or 'full'")
+        expect.append(Expectation(e["metric"], e["op"], float(e["value"]), e.get("mode")))
     return Node(
         id=raw["id"],
         title=raw["title"],

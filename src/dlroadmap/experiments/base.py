@@ -153,7 +153,7 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
         result.seconds = time.perf_counter() - t0
         result.node, result.title, result.quick = node.id, node.title, quick
         result.config = config.model_dump()
-        checks = node.check(result.metrics)
+        checks = node.check(result.metrics, quick=quick)
         result.expectations = [
             {"metric": e.metric, "op": e.op, "value": e.value, "got": result.metrics.get(e.metric), "passed": ok}
             for e, ok in checks

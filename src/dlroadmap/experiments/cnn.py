@@ -1,0 +1,200 @@
+"""Phase 2, Convolutional Neural Networks.
+
+  p2.cnn.filters        convolution / pooling / padding from scratch (models/convolution.py) vs
+                        F.conv2d and F.max_pool2d on random configurations (values and gradients);
+                        a CNN built from those layers trained through the Trainer; its learned
+                        filters and feature maps
+  p2.cnn.architectures  LeNet-5, AlexNet, VGG-11/16, ResNet-18/34/50 built in their canonical
+                        ImageNet form (parameter counts = the published figures), and small-input
+                        variants trained on MNIST (MNIST-5k in quick mode, full MNIST otherwise)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from dlroadmap.data import TensorLoader, classification_tensors
+from dlroadmap.evaluate.metrics import accuracy
+from dlroadmap.evaluate.plots import learning_curves
+from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
+from dlroadmap.models import convolution as conv
+from dlroadmap.models.alexnet import AlexNet
+from dlroadmap.models.lenet import LeNet5
+from dlroadmap.models.resnet import resnet18, resnet34, resnet50, resnet_small
+from dlroadmap.models.vgg import VGG
+from dlroadmap.train import Tracker, Trainer, seed_everything
+
+# Published parameter counts (1000 classes, 224x224 RGB; LeNet-5: 10 classes, 32x32 grey).
+PUBLISHED = {"lenet5": 61_706, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16": 138_357_544,
+             "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
+CANONICAL = {"lenet5": lambda: LeNet5(), "alexnet": lambda: AlexNet(), "vgg11": lambda: VGG("vgg11"), "vgg16": lambda: VGG("vgg16"),
+             "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+SMALL = {"lenet5": lambda c: LeNet5(c, input_size=28, activation="relu", pool="max"), "alexnet": lambda c: AlexNet.small(c),
+         "vgg": lambda c: VGG.small(c), "resnet": lambda c: resnet_small(c)}
+
+
+class Config(ExperimentConfig):
+    dataset: Literal["mnist5k", "mnist", "fashion-mnist", "digits"] = Field(
+        "mnist", description="full MNIST needs DLR_DATA_DIR (or a download); quick mode uses the embedded MNIST-5k")
+    models: list[Literal["lenet5", "alexnet", "vgg", "resnet"]] = Field(["lenet5", "resnet"], min_length=1)
+    epochs: int = Field(12, ge=1, le=500)
+    batch_size: int = Field(128, ge=1, le=8192)
+    lr: float = Field(3e-3, gt=0, le=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    random_checks: int = Field(40, ge=1, le=10_000, description="random conv/pool configurations compared with torch")
+
+    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "epochs": 12, "batch_size": 64, "random_checks": 25}
+
+
+def fit(model: nn.Module, data, config: Config, tracker: Tracker, name: str, epochs: int | None = None) -> tuple[Trainer, list[dict], float]:
+    """Train `model` through the Trainer (AdamW + one-cycle) and return its test accuracy."""
+    epochs = epochs or config.epochs
+    train = TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=epochs * len(train))
+    trainer = Trainer(model, opt, max_epochs=epochs, scheduler=sched, scheduler_interval="step", device=config.device,
+                      precision=config.precision, seed=config.seed, metrics={"acc": accuracy}, description=name)
+    history = trainer.fit(train, TensorLoader(data.X_val, data.y_val, batch_size=1000))
+    for h in history:
+        tracker.log_metrics({f"{name}/{k}": v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
+    out, y, _ = trainer.predict(TensorLoader(data.X_test, data.y_test, batch_size=1000))
+    return trainer, history, accuracy(out, y)
+
+
+# --- p2.cnn.filters ------------------------------------------------------------------------------
+
+
+class ScratchCNN(nn.Module):
+    """A small CNN whose convolutions and pooling are ours (im2col), not torch's kernels."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.conv1 = conv.Conv2d(1, 8, 5, padding=2)
+        self.conv2 = conv.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 7 * 7, classes)
+
+    def feature_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a1 = F.relu(self.conv1(x.unsqueeze(1) if x.ndim == 3 else x))
+        a2 = F.relu(self.conv2(conv.max_pool2d(a1, 2)))
+        return a1, a2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, a2 = self.feature_maps(x)
+        return self.fc(conv.max_pool2d(a2, 2).flatten(1))
+
+
+def _random_checks(n: int, seed: int) -> tuple[float, float]:
+    """Largest |ours - torch| over n random conv configs (values and input/weight gradients) and pool configs."""
+    g = torch.Generator().manual_seed(seed)
+    rint = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+    worst_conv = worst_pool = 0.0
+    for _ in range(n):
+        groups = [1, 2, 4][rint(0, 2)]
+        c_in, c_out = groups * rint(1, 2), groups * rint(1, 3)
+        k, s, p, d = rint(1, 3), rint(1, 3), rint(0, 2), rint(1, 2)
+        size = rint(d * (k - 1) + 1, 9)
+        x = torch.randn(2, c_in, size, size + 1, dtype=torch.float64, generator=g, requires_grad=True)
+        w = torch.randn(c_out, c_in // groups, k, k, dtype=torch.float64, generator=g, requires_grad=True)
+        ours, ref = conv.conv2d(x, w, None, s, p, d, groups), F.conv2d(x, w, None, s, p, d, groups)
+        up = torch.randn(ref.shape, dtype=torch.float64, generator=g)
+        go, gr = torch.autograd.grad(ours, (x, w), up), torch.autograd.grad(ref, (x, w), up)
+        worst_conv = max(worst_conv, (ours - ref).abs().max().item(), *((a - b).abs().max().item() for a, b in zip(go, gr)))
+        kp = rint(1, 3)
+        pp = rint(0, kp // 2)
+        xo = torch.randn(2, 3, 8, 7, dtype=torch.float64, generator=g, requires_grad=True)
+        stride = rint(1, 2)
+        mo, mr = conv.max_pool2d(xo, kp, stride, pp), F.max_pool2d(xo, kp, stride, pp)
+        ao, ar = conv.avg_pool2d(xo, kp, stride, pp), F.avg_pool2d(xo, kp, stride, pp)
+        worst_pool = max(worst_pool, (mo - mr).abs().max().item(), (ao - ar).abs().max().item(),
+                         (torch.autograd.grad(mo.sum(), xo)[0] - torch.autograd.grad(mr.sum(), xo)[0]).abs().max().item())
+    return worst_conv, worst_pool
+
+
+def run_filters(config: Config, tracker: Tracker) -> Result:
+    worst_conv, worst_pool = _random_checks(config.random_checks, config.seed)
+    # The shape calculator against real layers (LeNet on 28x28).
+    trace = conv.output_shape((1, 28, 28), [{"type": "conv", "out": 6, "kernel": 5, "padding": 2}, {"type": "pool", "kernel": 2},
+                                            {"type": "conv", "out": 16, "kernel": 5}, {"type": "pool", "kernel": 2}])
+    real = LeNet5(input_size=28).features(torch.zeros(1, 1, 28, 28)).shape[1:]
+    seed_everything(config.seed)
+    data = classification_tensors("mnist5k" if config.dataset != "digits" else "digits", seed=config.seed)
+    model = ScratchCNN(data.num_classes)
+    _, history, test_acc = fit(model, data, config, tracker, "scratch_cnn", epochs=max(2, config.epochs // 4))
+    # Learned filters and the feature maps they produce on one test digit.
+    model.eval()
+    with torch.no_grad():
+        a1, a2 = model.feature_maps(data.X_test[:1])
+    fig, axes = plt.subplots(3, 8, figsize=(12, 4.8))
+    filt = model.conv1.weight.detach()[:, 0]
+    for i in range(8):
+        axes[0, i].imshow(filt[i], cmap="coolwarm")
+        axes[1, i].imshow(a1[0, i], cmap="viridis")
+        axes[2, i].imshow(a2[0, i], cmap="viridis")
+    for ax in axes.ravel():
+        ax.axis("off")
+    axes[0, 0].set_title("conv1 filters (5x5)", fontsize=8, loc="left")
+    axes[1, 0].set_title("conv1 feature maps (28x28)", fontsize=8, loc="left")
+    axes[2, 0].set_title("conv2 feature maps (14x14)", fontsize=8, loc="left")
+    fig.suptitle(f"CNN built from our im2col convolution: test accuracy {test_acc:.3f}", fontsize=9)
+    plots = {"filters_and_feature_maps": tracker.log_figure(fig, "filters_and_feature_maps"),
+             "learning_curves": tracker.log_figure(learning_curves(history, title="scratch-conv CNN"), "learning_curves")}
+    metrics = {"conv2d_max_abs_diff_vs_torch": worst_conv, "pool_max_abs_diff_vs_torch": worst_pool,
+               "shape_calculator_matches_layers": float(trace[-1][1] == tuple(real)), "scratch_cnn_test_accuracy": test_acc}
+    return Result(metrics=metrics, artifacts={k: str(v) for k, v in plots.items()}, history=history)
+
+
+# --- p2.cnn.architectures -----------------------------------------------------------------------------
+
+
+def count_parameters(build) -> int:
+    """Count without allocating: on the meta device a 138M-parameter VGG costs no memory."""
+    with torch.device("meta"):
+        model = build()
+    return sum(p.numel() for p in model.parameters())
+
+
+def run_architectures(config: Config, tracker: Tracker) -> Result:
+    metrics: dict[str, float] = {}
+    for name, build in CANONICAL.items():
+        metrics[f"params_{name}"] = float(count_parameters(build))
+    metrics["params_match_published"] = float(all(metrics[f"params_{k}"] == v for k, v in PUBLISHED.items()))
+    # The ImageNet networks really run: one forward pass of ResNet-18 at 224x224.
+    with torch.no_grad():
+        metrics["resnet18_logits_shape_ok"] = float(resnet18().eval()(torch.zeros(1, 3, 224, 224)).shape == (1, 1000))
+    data = classification_tensors(config.dataset, seed=config.seed)
+    histories = {}
+    for name in config.models:
+        seed_everything(config.seed)
+        model = SMALL[name](data.num_classes)
+        _, hist, acc = fit(model, data, config, tracker, name)
+        histories[name] = hist
+        metrics[f"{name}_test_accuracy"] = acc
+        metrics[f"{name}_small_params"] = float(sum(p.numel() for p in model.parameters()))
+    metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.models)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+    for name, hist in histories.items():
+        axes[0].plot([h["epoch"] for h in hist], [h["val_acc"] for h in hist], marker="o", ms=3, label=f"{name} ({metrics[f'{name}_test_accuracy']:.3f} test)")
+    axes[0].set_xlabel("epoch")
+    axes[0].set_title(f"validation accuracy on {config.dataset}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    axes[0].grid(alpha=0.3)
+    names = list(PUBLISHED)
+    axes[1].barh(names, [metrics[f"params_{n}"] for n in names])
+    axes[1].set_xscale("log")
+    for i, n in enumerate(names):
+        axes[1].text(metrics[f"params_{n}"], i, f" {metrics[f'params_{n}'] / 1e6:.2f}M", va="center", fontsize=7)
+    axes[1].set_title("parameters, canonical ImageNet configurations", fontsize=9)
+    fig.tight_layout()
+    plot = tracker.log_figure(fig, "architectures")
+    return Result(metrics=metrics, artifacts={"architectures": str(plot)})
+
+
+filters = Experiment(Config, run_filters)
+architectures = Experiment(Config, run_architectures)
