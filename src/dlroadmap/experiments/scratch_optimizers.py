@@ -1,10 +1,12 @@
-"""p2.fnn.optimizers (from scratch): gradient descent variants on the NumPy autograd engine.
+"""p2.fnn.optimizers: gradient descent variants, from scratch and in PyTorch.
 
-The same MLP (same initial weights, same batches) is trained on MNIST-5k by each optimizer of
-dlroadmap/scratch/optim.py: SGD, SGD + momentum, SGD + Nesterov momentum, RMSProp, Adam, AdamW.
-Before training, each optimizer's first steps are replayed with torch.optim on identical weights
-and batches, and the largest relative difference in the weights is reported: the scratch
-versions are the torch algorithms, not look-alikes. Curves of all optimizers share one plot.
+1. From scratch: the same MLP (same initial weights, same batches) is trained on MNIST-5k by each
+   optimizer of dlroadmap/scratch/optim.py: SGD, SGD + momentum, SGD + Nesterov momentum, RMSProp,
+   Adam, AdamW. Before training, each optimizer's first steps are replayed with torch.optim on
+   identical weights and batches, and the largest relative difference in the weights is
+   reported: the scratch versions are the torch algorithms, not look-alikes.
+2. In PyTorch: torch.optim's SGD, SGD + momentum, RMSprop, Adam and AdamW train the same torch
+   MLP through the Trainer, same seed and batches. Each family's curves share one plot.
 """
 
 from __future__ import annotations
@@ -129,12 +131,49 @@ def run(config: Config, tracker: Tracker) -> Result:
 
     metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.optimizers)
     metrics["max_rel_diff_vs_torch_optim"] = max(agreement)
-    plot = tracker.log_figure(_curves_plot(curves), "optimizer_curves")
-    return Result(metrics=metrics, artifacts={"optimizer_curves": str(plot)},
+    plot = tracker.log_figure(_curves_plot(curves, "Gradient descent variants on the scratch engine (same init, same batches)"), "optimizer_curves")
+    torch_curves = torch_optimizers(config, data, tracker, metrics)
+    plot_t = tracker.log_figure(_curves_plot(torch_curves, "torch.optim through the Trainer (same init, same batches)"), "optimizer_curves_torch")
+    return Result(metrics=metrics, artifacts={"optimizer_curves": str(plot), "optimizer_curves_torch": str(plot_t)},
                   history=[{"epoch": float(e + 1), **{f"{n}_val_acc": c[e][2] for n, c in curves.items()}} for e in range(config.epochs)])
 
 
-def _curves_plot(curves: dict[str, list[tuple[float, float, float]]]):
+TORCH_OPTIMIZERS: dict[str, tuple[str, dict]] = {
+    "sgd": ("SGD", {"lr": 0.1}),
+    "momentum": ("SGD", {"lr": 0.05, "momentum": 0.9}),
+    "rmsprop": ("RMSprop", {"lr": 1e-3}),
+    "adam": ("Adam", {"lr": 1e-3}),
+    "adamw": ("AdamW", {"lr": 1e-3, "weight_decay": 1e-2}),
+}
+
+
+def torch_optimizers(config: Config, data, tracker: Tracker, metrics: dict[str, float]) -> dict[str, list[tuple[float, float, float]]]:
+    """The torch.optim versions, each training the same torch MLP through the Trainer."""
+    import torch
+
+    from dlroadmap.data import TensorLoader
+    from dlroadmap.models.mlp import MLP
+    from dlroadmap.train import Trainer, seed_everything
+
+    curves = {}
+    for name, (cls, kwargs) in TORCH_OPTIMIZERS.items():
+        seed_everything(config.seed)
+        model = MLP(784, [config.hidden], data.num_classes)
+        opt = getattr(torch.optim, cls)(model.parameters(), **kwargs)
+        trainer = Trainer(model, opt, max_epochs=config.epochs, device=config.device, precision=config.precision, seed=config.seed,
+                          metrics={"acc": accuracy}, description=f"torch {name}")
+        hist = trainer.fit(TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed),
+                           TensorLoader(data.X_val, data.y_val, batch_size=1000))
+        for h in hist:
+            tracker.log_metrics({f"torch_{name}/val_acc": h["val_acc"], f"torch_{name}/train_loss": h["train_loss"]}, step=int(h["epoch"]))
+        out, y, _ = trainer.predict(TensorLoader(data.X_test, data.y_test, batch_size=1000))
+        metrics[f"torch_{name}_test_accuracy"] = accuracy(out, y)
+        curves[name] = [(h["train_loss"], h["val_loss"], h["val_acc"]) for h in hist]
+    metrics["torch_best_test_accuracy"] = max(metrics[f"torch_{n}_test_accuracy"] for n in TORCH_OPTIMIZERS)
+    return curves
+
+
+def _curves_plot(curves: dict[str, list[tuple[float, float, float]]], title: str):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -148,6 +187,6 @@ def _curves_plot(curves: dict[str, list[tuple[float, float, float]]]):
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")
     axes[2].legend()
-    fig.suptitle("Gradient descent variants on the scratch engine (same init, same batches)")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
