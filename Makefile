@@ -34,6 +34,8 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
 	exit $$rc
 
+# Benchmarks that need full datasets find them through DLR_DATA_DIR (default: ../shared/data when present).
+bench: export DLR_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 

@@ -17,6 +17,14 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 ROOT = Path(__file__).resolve().parents[1]
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One BLAS/OpenMP thread per xdist worker: two workers with two threads each on two cores
+    # oversubscribe the CPU and make the suite several times slower.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):

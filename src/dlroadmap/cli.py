@@ -26,6 +26,7 @@ from rich.tree import Tree
 
 from dlroadmap import __version__
 from dlroadmap.errors import TrainingDiverged, UserError
+from dlroadmap.registry import fmt_value
 from dlroadmap.ui import console
 
 app = typer.Typer(
@@ -151,12 +152,6 @@ def show(node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop"
 # --- run / tour ------------------------------------------------------------------------------
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
 def _result_table(results: list[dict[str, Any]]) -> Table:
     t = Table("node", "metric", "value", "expected", "pass", title=None)
     for r in results:
@@ -166,7 +161,7 @@ def _result_table(results: list[dict[str, Any]]) -> Table:
             continue
         for e in rows:
             ok = e["passed"]
-            t.add_row(r["node"], e["metric"], _fmt(e["got"]), f"{e['op']} {e['value']:g}",
+            t.add_row(r["node"], e["metric"], fmt_value(e["got"]), f"{e['op']} {fmt_value(e['value'])}",
                       "[green]yes[/]" if ok else "[red]no[/]" if ok is False else "[yellow]missing[/]")
         if not rows:
             t.add_row(r["node"], "(no expectations)", "", "", "")

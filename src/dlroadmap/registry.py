@@ -33,6 +33,17 @@ STATUSES = ("missing", "implemented", "verified", "failed")
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
 
+def fmt_value(v: Any) -> str:
+    """Numbers for people: integers in full (61,706 parameters), other floats to 4 significant digits."""
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, (int, float)):
+        if float(v).is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4g}"
+    return str(v)
+
+
 @dataclass(frozen=True)
 class Expectation:
     """A declared result, e.g. test_accuracy >= 0.93."""
@@ -55,7 +66,7 @@ class Expectation:
         return bool(_OPS[self.op](got, self.value))
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}" + (f" ({self.mode} mode)" if self.mode else "")
+        return f"{self.metric} {self.op} {fmt_value(self.value)}" + (f" ({self.mode} mode)" if self.mode else "")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlroadmap import __version__, registry
+from dlroadmap.registry import fmt_value
 from dlroadmap.io import write_text
 
 COLORS = {"missing": "#d9d9d9", "implemented": "#ffd666", "verified": "#73d13d", "failed": "#ff7875"}
@@ -40,12 +41,6 @@ details{margin:6px 0}code{font-size:12px}
 
 def _esc(s: Any) -> str:
     return html.escape(str(s), quote=True)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
 
 
 def _img(path: Path) -> str:
@@ -122,12 +117,12 @@ def render(out: Path) -> str:
         expected = {e["metric"]: e for e in r.get("expectations", [])}
         for k, v in r.get("metrics", {}).items():
             e = expected.get(k)
-            exp = f"{e['op']} {e['value']:g}" if e else ""
+            exp = f"{e['op']} {fmt_value(e['value'])}" if e else ""
             ok = "" if e is None else ('<span class=pass>yes</span>' if e["passed"] else '<span class=fail>no</span>')
-            parts.append(f"<tr><td>{_esc(k)}</td><td>{_esc(_fmt(v))}</td><td>{_esc(exp)}</td><td>{ok}</td></tr>")
+            parts.append(f"<tr><td>{_esc(k)}</td><td>{_esc(fmt_value(v))}</td><td>{_esc(exp)}</td><td>{ok}</td></tr>")
         for k, e in expected.items():
             if k not in r.get("metrics", {}):
-                parts.append(f"<tr><td>{_esc(k)}</td><td>(not measured)</td><td>{_esc(e['op'])} {e['value']:g}</td><td class=fail>no</td></tr>")
+                parts.append(f"<tr><td>{_esc(k)}</td><td>(not measured)</td><td>{_esc(e['op'])} {fmt_value(e['value'])}</td><td class=fail>no</td></tr>")
         parts.append("</table>")
         plots = sorted((out / node.id / "plots").glob("*.png"))
         if plots:

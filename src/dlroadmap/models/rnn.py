@@ -41,18 +41,24 @@ class RecurrentCell(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def forward(self, x: torch.Tensor, state):
+        return self.step(x @ self.weight_ih.T + self.bias_ih, state)
+
+    def step(self, xi: torch.Tensor, state):
+        """One time step from the input projection xi = W_ih x + b_ih (a layer computes it for all
+        steps at once: one big matmul instead of T small ones)."""
         H = self.hidden_size
         if self.kind == "rnn":
-            return torch.tanh(x @ self.weight_ih.T + self.bias_ih + state @ self.weight_hh.T + self.bias_hh)
+            return torch.tanh(xi + state @ self.weight_hh.T + self.bias_hh)
         if self.kind == "lstm":
             h, c = state
-            gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
-            i, f, g, o = gates.split(H, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            return torch.sigmoid(o) * torch.tanh(c), c
-        gi = x @ self.weight_ih.T + self.bias_ih
+            gates = torch.addmm(xi + self.bias_hh, h, self.weight_hh.T)   # xi + b_hh + h W_hh^T, one fused call
+            s = torch.sigmoid(gates)                                      # i, f, o (the g slot is unused)
+            i, f, _, o = s.split(H, dim=1)
+            g = torch.tanh(gates[:, 2 * H:3 * H])
+            c = f * c + i * g
+            return o * torch.tanh(c), c
         gh = state @ self.weight_hh.T + self.bias_hh
-        ir, iz, inn = gi.split(H, dim=1)
+        ir, iz, inn = xi.split(H, dim=1)
         hr, hz, hn = gh.split(H, dim=1)
         r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
         n = torch.tanh(inn + r * hn)          # the reset gate scales the *recurrent* part only
@@ -81,12 +87,13 @@ class Recurrent(nn.Module):
                 h, c = (zeros, zeros) if state is None else (state[0][l], state[1][l])
             else:
                 h = zeros if state is None else state[l]
+            xi = layer_in @ cell.weight_ih.T + cell.bias_ih   # (N, T, gates * H): all steps at once
             outs = []
             for step in range(t):
                 if self.kind == "lstm":
-                    h, c = cell(layer_in[:, step], (h, c))
+                    h, c = cell.step(xi[:, step], (h, c))
                 else:
-                    h = cell(layer_in[:, step], h)
+                    h = cell.step(xi[:, step], h)
                 outs.append(h)
             layer_in = torch.stack(outs, dim=1)
             h_n.append(h)
