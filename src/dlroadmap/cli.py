@@ -70,7 +70,7 @@ def _tree_json(out: Path) -> list[dict[str, Any]]:
                 nodes.append({
                     "id": n.id, "title": n.title, "status": status_of(n, out),
                     "code": list(n.code), "tests": list(n.tests), "experiment": n.experiment,
-                    "expect": [str(e) for e in n.expect], "refs": list(n.refs),
+                    "expect": [str(e) for e in n.expect], "refs": list(n.refs), "notes": n.notes,
                     "last_result": None if res is None else {"metrics": res.get("metrics"), "passed": res.get("passed")},
                 })
             topics.append({"id": t.id, "title": t.title, "nodes": nodes})
@@ -123,6 +123,8 @@ def show(node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop"
     status = status_of(node, out)
     c.print(f"[bold]{node.title}[/]  [cyan]{node.id}[/]  [{STATUS_STYLE[status]}]{status}[/]")
     c.print(f"phase {node.phase}, topic {node.topic}")
+    if node.notes:
+        c.print(f"[italic]{node.notes}[/]")
     src = Path(__file__).parent
     for label, items, base in (("code", node.code, src), ("tests", node.tests, None)):
         c.print(f"[bold]{label}:[/]" + ("" if items else " (none yet)"))

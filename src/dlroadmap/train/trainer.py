@@ -46,12 +46,13 @@ def pick_device(device: str = "auto") -> torch.device:
     return dev
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch, and ask torch for deterministic kernels."""
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; with deterministic=True also ask torch for deterministic
+    kernels (some, like embedding backward, are slower that way)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def rng_state() -> dict[str, Any]:
@@ -106,6 +107,7 @@ class Trainer:
         metrics: dict[str, MetricFn] | None = None,
         step: StepFn | None = None,
         description: str = "train",
+        deterministic: bool = True,
     ):
         if precision not in PRECISIONS:
             raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
@@ -128,6 +130,7 @@ class Trainer:
         self.metrics = metrics or {}
         self.step_fn = step or (lambda m, b: supervised_step(m, b, self.loss_fn))
         self.description = description
+        self.deterministic = deterministic
         # Counters: everything needed to resume exactly.
         self.epoch = 0              # epochs completed
         self.global_step = 0        # optimizer steps taken
@@ -180,7 +183,7 @@ class Trainer:
     def fit(self, train_loader: Iterable, val_loader: Iterable | None = None, *, resume: bool | str | Path = False) -> list[dict[str, float]]:
         """Train for max_epochs (or until a callback stops). `resume=True` continues from the latest
         checkpoint of the ModelCheckpoint callback, `resume=PATH` from that checkpoint folder."""
-        seed_everything(self.seed)
+        seed_everything(self.seed, self.deterministic)
         if resume:
             path = self._resume_path(resume)
             if path is not None:

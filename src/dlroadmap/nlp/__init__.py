@@ -1,0 +1,1 @@
+"""NLP building blocks: word embeddings (and, later, tokenizers)."""
