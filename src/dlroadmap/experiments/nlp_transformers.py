@@ -64,6 +64,28 @@ def unigram_entropy(ids: torch.Tensor, vocab: int) -> float:
     return float(-(p * p.log()).sum())
 
 
+def bpe_check(text: str, vocab_size: int = 1000) -> dict[str, float]:
+    """Our BPE trainer (nlp/bpe.py) against Hugging Face tokenizers' on the same text and settings."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from dlroadmap.nlp.bpe import BPE
+
+    lines = text.splitlines()
+    ours = BPE.train(lines, vocab_size, min_frequency=2)
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=["[UNK]"], show_progress=False))
+    hf = json.loads(tok.to_str())["model"]
+    theirs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in hf["merges"]]
+    sample = lines[:200]
+    same_ids = all(ours.encode(s) == tok.encode(s).ids for s in sample)
+    words = sum(len(s.split()) for s in sample)
+    return {"bpe_merges_equal_hf": float(ours.merges == theirs and ours.vocab == hf["vocab"]), "bpe_encodings_equal_hf": float(same_ids),
+            "bpe_tokens_per_word": sum(len(ours.encode(s)) for s in sample) / max(words, 1)}
+
+
 def run_gpt(config: Config, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     text = load_text(config.corpus)
@@ -106,6 +128,7 @@ def run_gpt(config: Config, tracker: Tracker) -> Result:
     plot = tracker.log_figure(fig, "gpt_loss")
     metrics = {"val_loss": val_loss, "unigram_entropy": baseline, "improvement_over_unigram": baseline - val_loss,
                "parameters": float(model.num_params()), "vocab_size": float(tok.vocab_size)}
+    metrics.update(bpe_check(text))
     first = samples[config.temperature][:160].replace("\n", " / ")
     return Result(metrics=metrics, artifacts={"gpt_loss": str(plot), "samples": str(sample_path)}, history=history,
                   notes=f"sample (temperature {config.temperature}, top-k {config.top_k}): {first}")
