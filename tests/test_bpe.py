@@ -43,3 +43,13 @@ def test_unknown_characters_save_and_load(tmp_path):
     ours.save(tmp_path / "bpe.json")
     again = BPE.load(tmp_path / "bpe.json")
     assert again.merges == ours.merges and again.encode("ab aaab") == ours.encode("ab aaab")
+
+
+def test_space_keeping_bpe_round_trips_text():
+    from dlroadmap.nlp.bpe import KEEP_SPACES_RE
+
+    lines = text_corpus().splitlines()[:50]
+    bpe = BPE.train(lines, 600, 2, special_tokens=(), pattern=KEEP_SPACES_RE)
+    for line in lines[:10]:
+        assert bpe.decode(bpe.encode(line)) == line
+    assert len(bpe.encode(lines[0])) < len(lines[0]) / 2  # subwords: far fewer tokens than characters

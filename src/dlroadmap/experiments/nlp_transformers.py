@@ -35,6 +35,8 @@ from dlroadmap.train.checkpoint import save_weights
 
 class Config(ExperimentConfig):
     corpus: Literal["lee", "tinyshakespeare"] = Field("tinyshakespeare", description="lee is embedded; tinyshakespeare needs DLR_DATA_DIR")
+    tokenizer: Literal["char", "bpe"] = Field("char", description="characters, or our BPE (space-keeping, vocabulary bpe_vocab)")
+    bpe_vocab: int = Field(512, ge=16, le=100_000)
     n_layer: int = Field(4, ge=1, le=48)
     n_head: int = Field(4, ge=1, le=64)
     n_embd: int = Field(128, ge=8, le=4096)
@@ -102,7 +104,14 @@ def bpe_check(text: str, vocab_size: int = 1000) -> dict[str, float]:
 def run_gpt(config: Config, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     text = load_text(config.corpus)
-    tok = CharTokenizer(text)
+    if config.tokenizer == "bpe":
+        from dlroadmap.nlp.bpe import BPE, KEEP_SPACES_RE
+
+        tok = BPE.train(text.splitlines(keepends=True), config.bpe_vocab, 2, special_tokens=(), pattern=KEEP_SPACES_RE)
+        tok.vocab_size = len(tok.vocab)
+        tok.chars = [tok.inverse[i] for i in range(len(tok.vocab))]
+    else:
+        tok = CharTokenizer(text)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_ids, val_ids = split_text(ids)
     cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=config.block_size, n_layer=config.n_layer, n_head=config.n_head,
@@ -128,14 +137,14 @@ def run_gpt(config: Config, tracker: Tracker) -> Result:
     sample_path = write_text(tracker.run_dir / "samples.txt", "\n\n".join(f"--- temperature {t}, top-k {config.top_k} ---\n{s}" for t, s in samples.items()))
     tracker.log_artifact(sample_path)
     save_weights(model.state_dict(), tracker.run_dir / "model.safetensors")
-    write_json(tracker.run_dir / "model_config.json", {"family": "gpt", **cfg.to_dict(), "chars": tok.chars})
+    write_json(tracker.run_dir / "model_config.json", {"family": "gpt", **cfg.to_dict(), "tokenizer": config.tokenizer, "tokens": tok.chars})
     fig, ax = plt.subplots(figsize=(6, 3.8))
     xs = [h["epoch"] * steps_per_epoch for h in history]
     ax.plot(xs, [h["train_loss"] for h in history], "o-", label="train (mean over the epoch)")
     ax.plot(xs, [h["val_loss"] for h in history], "o-", label="validation")
     ax.axhline(baseline, color="k", ls="--", lw=0.8, label=f"unigram baseline {baseline:.2f}")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("cross-entropy (nats / char)")
+    ax.set_ylabel(f"cross-entropy (nats / {'char' if config.tokenizer == 'char' else 'BPE token'})")
     ax.set_title(f"char-level GPT on {config.corpus}: {model.num_params() / 1e6:.2f}M parameters", fontsize=9)
     ax.legend(fontsize=7)
     plot = tracker.log_figure(fig, "gpt_loss")

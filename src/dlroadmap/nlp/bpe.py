@@ -17,25 +17,27 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-WORD_RE = re.compile(r"\w+|[^\w\s]+")   # the same split as tokenizers.pre_tokenizers.Whitespace
+WORD_RE = r"\w+|[^\w\s]+"          # the same split as tokenizers.pre_tokenizers.Whitespace (drops spaces)
+KEEP_SPACES_RE = r" ?\w+| ?[^\w\s]+|\s+"   # GPT-2 style: a word keeps its leading space, so decode(encode(t)) == t
 
 
-def pre_tokenize(text: str) -> list[str]:
-    return WORD_RE.findall(text)
+def pre_tokenize(text: str, pattern: str = WORD_RE) -> list[str]:
+    return re.findall(pattern, text)
 
 
 class BPE:
-    def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], unk_token: str | None = "[UNK]"):
-        self.vocab, self.merges, self.unk_token = vocab, merges, unk_token
+    def __init__(self, vocab: dict[str, int], merges: list[tuple[str, str]], unk_token: str | None = "[UNK]", pattern: str = WORD_RE):
+        self.vocab, self.merges, self.unk_token, self.pattern = vocab, merges, unk_token, pattern
         self.ranks = {pair: i for i, pair in enumerate(merges)}
         self.inverse = {i: t for t, i in vocab.items()}
 
     # --- training ----------------------------------------------------------------------------------
     @classmethod
-    def train(cls, texts, vocab_size: int, min_frequency: int = 2, special_tokens: tuple[str, ...] = ("[UNK]",)) -> "BPE":
+    def train(cls, texts, vocab_size: int, min_frequency: int = 2, special_tokens: tuple[str, ...] = ("[UNK]",),
+              pattern: str = WORD_RE) -> "BPE":
         word_counts: Counter = Counter()
         for t in texts:
-            word_counts.update(pre_tokenize(t))
+            word_counts.update(pre_tokenize(t, pattern))
         vocab: dict[str, int] = {s: i for i, s in enumerate(special_tokens)}
         for ch in sorted({c for w in word_counts for c in w}):      # the alphabet, by code point
             vocab.setdefault(ch, len(vocab))
@@ -89,7 +91,7 @@ class BPE:
                     if delta > 0:
                         heapq.heappush(heap, (-pair_counts[p], p))
             pair_counts.pop(pair, None)
-        return cls(vocab, merges, special_tokens[0] if special_tokens else None)
+        return cls(vocab, merges, special_tokens[0] if special_tokens else None, pattern)
 
     # --- encoding --------------------------------------------------------------------------------
     def encode_word(self, word: str) -> list[str]:
@@ -104,7 +106,7 @@ class BPE:
 
     def encode(self, text: str) -> list[int]:
         ids = []
-        for word in pre_tokenize(text):
+        for word in pre_tokenize(text, self.pattern):
             for s in self.encode_word(word):
                 if s in self.vocab:
                     ids.append(self.vocab[s])
@@ -115,12 +117,16 @@ class BPE:
     def tokens(self, text: str) -> list[str]:
         return [self.inverse[i] for i in self.encode(text)]
 
+    def decode(self, ids) -> str:
+        """Concatenate the tokens: exact inverse of encode with KEEP_SPACES_RE (spaces are inside tokens)."""
+        return "".join(self.inverse[int(i)] for i in ids)
+
     def save(self, path: str | Path) -> None:
         from dlroadmap.io import write_json
 
-        write_json(path, {"vocab": self.vocab, "merges": [list(m) for m in self.merges], "unk_token": self.unk_token})
+        write_json(path, {"vocab": self.vocab, "merges": [list(m) for m in self.merges], "unk_token": self.unk_token, "pattern": self.pattern})
 
     @classmethod
     def load(cls, path: str | Path) -> "BPE":
         data = json.loads(Path(path).read_text())
-        return cls(data["vocab"], [tuple(m) for m in data["merges"]], data.get("unk_token"))
+        return cls(data["vocab"], [tuple(m) for m in data["merges"]], data.get("unk_token"), data.get("pattern", WORD_RE))

@@ -257,3 +257,26 @@ def heldout_pairs(docs: list[np.ndarray], counts: np.ndarray, window: int = 2, n
     p /= p.sum()
     neg = rng.choice(len(counts), size=(len(pos), 2), p=p)
     return pos, neg[neg[:, 0] != neg[:, 1]]
+
+
+def analogy_questions(vocab: Vocab) -> list[tuple[str, str, str, str]]:
+    """Google's analogy questions (Mikolov et al. 2013, shipped in gensim's test data), kept only
+    when all four words are in the vocabulary."""
+    from gensim.test.utils import datapath
+
+    out = []
+    with open(datapath("questions-words.txt"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(":"):
+                continue
+            words = line.lower().split()
+            if len(words) == 4 and all(w in vocab.index for w in words):
+                out.append(tuple(words))
+    return out
+
+
+def analogy_accuracy(vectors: np.ndarray, vocab: Vocab, questions: list[tuple[str, str, str, str]]) -> float:
+    """Fraction of a:b :: c:d answered exactly (3CosAdd, a, b, c excluded)."""
+    if not questions:
+        return float("nan")
+    return float(np.mean([analogy(vectors, vocab, a, b, c)[0] == d for a, b, c, d in questions]))
