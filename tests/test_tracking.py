@@ -77,7 +77,7 @@ def test_wandb_offline_run_folder_has_history(tmp_path, monkeypatch):
     t = log_a_run(tmp_path, "wandb")
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and t.backend("wandb").dir == runs[0]
-    from wandb_reader import history
+    from dlroadmap.train.wandb_reader import history
 
     rows = history(next(runs[0].glob("run-*.wandb")))
     assert [r["_step"] for r in rows] == [1, 2, 3]
