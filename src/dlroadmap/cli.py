@@ -58,7 +58,7 @@ def _roadmap():
 
 
 def _tree_json(out: Path) -> list[dict[str, Any]]:
-    from dlroadmap.registry import read_result, status_of
+    from dlroadmap.registry import read_result, status_from
 
     data = []
     for p in _roadmap().phases:
@@ -68,7 +68,7 @@ def _tree_json(out: Path) -> list[dict[str, Any]]:
             for n in t.nodes:
                 res = read_result(out, n.id)
                 nodes.append({
-                    "id": n.id, "title": n.title, "status": status_of(n, out),
+                    "id": n.id, "title": n.title, "status": status_from(n, res),
                     "code": list(n.code), "tests": list(n.tests), "experiment": n.experiment,
                     "expect": [str(e) for e in n.expect], "refs": list(n.refs), "notes": n.notes,
                     "last_result": None if res is None else {"metrics": res.get("metrics"), "passed": res.get("passed")},
@@ -115,12 +115,13 @@ def show(node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop"
     from rich.console import Console
 
     from dlroadmap.experiments.base import describe_field
-    from dlroadmap.registry import read_result, status_of
+    from dlroadmap.registry import read_result, status_from
 
     out = out or default_out()
     node = _roadmap().get(node_id)
     c = Console()
-    status = status_of(node, out)
+    res = read_result(out, node.id)
+    status = status_from(node, res)
     c.print(f"[bold]{node.title}[/]  [cyan]{node.id}[/]  [{STATUS_STYLE[status]}]{status}[/]")
     c.print(f"phase {node.phase}, topic {node.topic}")
     if node.notes:
@@ -142,7 +143,6 @@ def show(node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop"
     c.print("[bold]refs:[/]" + ("" if node.refs else " (none)"))
     for r in node.refs:
         c.print(f"  {r}")
-    res = read_result(out, node.id)
     if res is None:
         c.print(f"[bold]last result:[/] none in {out}")
     else:

@@ -217,10 +217,14 @@ def read_result(out: Path, node_id: str) -> dict | None:
         return None
 
 
-def status_of(node: Node, out: Path | None) -> str:
+def status_from(node: Node, result: dict | None) -> str:
+    """A node's status given its last result (None when it has not run)."""
     if not node.implemented:
         return "missing"
-    result = read_result(out, node.id) if out is not None else None
     if result is None:
         return "implemented"
     return "verified" if result.get("passed") else "failed"
+
+
+def status_of(node: Node, out: Path | None) -> str:
+    return status_from(node, read_result(out, node.id) if out is not None else None)

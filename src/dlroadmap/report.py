@@ -72,9 +72,7 @@ def render(out: Path) -> str:
 
     def status(node) -> str:
         r = results.get(node.id)
-        if r is not None and r.get("error"):
-            return "failed"
-        return registry.status_of(node, out)
+        return "failed" if r is not None and r.get("error") else registry.status_from(node, r)
 
     counts: dict[str, int] = {}
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>dlroadmap report</title><style>{CSS}</style></head><body>"]
