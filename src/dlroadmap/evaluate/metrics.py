@@ -92,43 +92,39 @@ def _average(values: np.ndarray, support: np.ndarray, average: str | None) -> fl
     return float(values.mean()) if average in ("macro", "binary") else float(values[0])
 
 
-def precision_recall_f1(y_true, y_pred, average: str | None = "binary", pos_label=1) -> tuple:
-    """(precision, recall, f1) with average in binary | macro | micro | weighted | None (per class)."""
+def _pooled_counts(y_true, y_pred, average: str | None, pos_label) -> tuple[np.ndarray, ...]:
+    """TP, FP, FN per label (pooled into one entry for average="micro") and each label's support."""
     if average not in ("binary", "macro", "micro", "weighted", None):
         raise ValueError(f"unknown average {average!r}")
-    labels = _labels_for(y_true, y_pred, average, pos_label)
-    tp, fp, fn = _counts(y_true, y_pred, labels)
+    tp, fp, fn = _counts(y_true, y_pred, _labels_for(y_true, y_pred, average, pos_label))
+    support = tp + fn
     if average == "micro":
         tp, fp, fn = tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True)
+    return tp, fp, fn, support
+
+
+def precision_recall_f1(y_true, y_pred, average: str | None = "binary", pos_label=1) -> tuple:
+    """(precision, recall, f1) with average in binary | macro | micro | weighted | None (per class)."""
+    tp, fp, fn, support = _pooled_counts(y_true, y_pred, average, pos_label)
     p = _divide(tp, tp + fp, "precision")
     r = _divide(tp, tp + fn, "recall")
     f = _divide(2 * tp, 2 * tp + fp + fn, "F-score")
-    support = tp + fn
     return tuple(_average(v, support, average) for v in (p, r, f))
 
 
+# Each single metric warns only about its own undefined case, as sklearn's precision_score etc. do.
 def precision(y_true, y_pred, average: str | None = "binary", pos_label=1):
-    labels = _labels_for(y_true, y_pred, average, pos_label)
-    tp, fp, fn = _counts(y_true, y_pred, labels)
-    if average == "micro":
-        tp, fp = tp.sum(keepdims=True), fp.sum(keepdims=True)
-    return _average(_divide(tp, tp + fp, "precision"), tp + fn, average)
+    tp, fp, fn, support = _pooled_counts(y_true, y_pred, average, pos_label)
+    return _average(_divide(tp, tp + fp, "precision"), support, average)
 
 
 def recall(y_true, y_pred, average: str | None = "binary", pos_label=1):
-    labels = _labels_for(y_true, y_pred, average, pos_label)
-    tp, fp, fn = _counts(y_true, y_pred, labels)
-    if average == "micro":
-        tp, fn = tp.sum(keepdims=True), fn.sum(keepdims=True)
-    return _average(_divide(tp, tp + fn, "recall"), tp + fn, average)
+    tp, fp, fn, support = _pooled_counts(y_true, y_pred, average, pos_label)
+    return _average(_divide(tp, tp + fn, "recall"), support, average)
 
 
 def f1_score(y_true, y_pred, average: str | None = "binary", pos_label=1):
-    labels = _labels_for(y_true, y_pred, average, pos_label)
-    tp, fp, fn = _counts(y_true, y_pred, labels)
-    support = tp + fn
-    if average == "micro":
-        tp, fp, fn = tp.sum(keepdims=True), fp.sum(keepdims=True), fn.sum(keepdims=True)
+    tp, fp, fn, support = _pooled_counts(y_true, y_pred, average, pos_label)
     return _average(_divide(2 * tp, 2 * tp + fp + fn, "F-score"), support, average)
 
 
