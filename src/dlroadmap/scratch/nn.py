@@ -25,26 +25,34 @@ class Module:
         for _, p in self.named_parameters():
             yield p
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def _entries(self) -> Iterator[tuple[str, object]]:
+        """Attributes in definition order; modules held in a list are named by their index, as in
+        torch.nn.Sequential ("0.weight", "2.bias", ...)."""
         for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                yield from ((str(i), m) for i, m in enumerate(value) if isinstance(m, Module))
+            else:
+                yield name, value
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, value in self._entries():
             if isinstance(value, Parameter):
                 yield prefix + name, value
             elif isinstance(value, Module):
                 yield from value.named_parameters(f"{prefix}{name}.")
-            elif isinstance(value, (list, tuple)):
-                for i, m in enumerate(value):
-                    if isinstance(m, Module):
-                        yield from m.named_parameters(f"{prefix}{i}.")
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for name, value in self._entries():
+            if name in getattr(self, "_buffers", ()):
+                yield prefix + name, value
+            elif isinstance(value, Module):
+                yield from value.named_buffers(f"{prefix}{name}.")
 
     def modules(self) -> Iterator["Module"]:
         yield self
-        for value in vars(self).values():
+        for _, value in self._entries():
             if isinstance(value, Module):
                 yield from value.modules()
-            elif isinstance(value, (list, tuple)):
-                for m in value:
-                    if isinstance(m, Module):
-                        yield from m.modules()
 
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
@@ -71,17 +79,6 @@ class Module:
         for name, buf in self.named_buffers():
             buf[...] = state_dict[name].detach().cpu().numpy()
         return self
-
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        for name, value in vars(self).items():
-            if name in getattr(self, "_buffers", ()):
-                yield prefix + name, value
-            elif isinstance(value, Module):
-                yield from value.named_buffers(f"{prefix}{name}.")
-            elif isinstance(value, (list, tuple)):
-                for i, m in enumerate(value):
-                    if isinstance(m, Module):
-                        yield from m.named_buffers(f"{prefix}{i}.")
 
 
 class Linear(Module):
@@ -187,14 +184,6 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        # Same names as torch.nn.Sequential: "0.weight", "2.bias", ...
-        for i, layer in enumerate(self.layers):
-            yield from layer.named_parameters(f"{prefix}{i}.")
-
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
-        for i, layer in enumerate(self.layers):
-            yield from layer.named_buffers(f"{prefix}{i}.")
 
 
 # --- losses --------------------------------------------------------------------------------------
