@@ -43,6 +43,13 @@ def train_and_log(config: Config, backend: str, root) -> tuple[Tracker, list[dic
     return t, history
 
 
+def result(tracker: Tracker, history: list[dict], metrics: dict[str, float], tool: str, notes: str) -> Result:
+    """The node's own result: the read-back checks, plus the run's curves in the report."""
+    metrics["val_acc"] = history[-1]["val_acc"]
+    plot = tracker.log_figure(learning_curves(history, title=f"{tool} run"), "learning_curves")
+    return Result(metrics=metrics, artifacts={"learning_curves": str(plot)}, notes=notes)
+
+
 def run_mlflow(config: Config, tracker: Tracker) -> Result:
     from mlflow.tracking import MlflowClient
 
@@ -54,9 +61,9 @@ def run_mlflow(config: Config, tracker: Tracker) -> Result:
     arts = [a.path for a in client.list_artifacts(run.info.run_id, "plots")]
     metrics = {"epochs_read_back": float(len(hist)), "params_read_back": float(run.data.params.get("lr") == "0.003"),
                "artifact_read_back": float("plots/learning_curves.png" in arts), "run_finished": float(run.info.status == "FINISHED"),
-               "last_val_acc_matches": float(abs(hist[-1].value - history[-1]["val_acc"]) < 1e-9), "val_acc": history[-1]["val_acc"]}
-    return Result(metrics=metrics, artifacts={"learning_curves": str(tracker.log_figure(learning_curves(history, title="MLflow run"), "learning_curves"))},
-                  notes=f"store: {t.backend('mlflow').tracking_uri}; browse with `mlflow ui --backend-store-uri {t.backend('mlflow').tracking_uri}`")
+               "last_val_acc_matches": float(abs(hist[-1].value - history[-1]["val_acc"]) < 1e-9)}
+    uri = t.backend("mlflow").tracking_uri
+    return result(tracker, history, metrics, "MLflow", f"store: {uri}; browse with `mlflow ui --backend-store-uri {uri}`")
 
 
 def run_tensorboard(config: Config, tracker: Tracker) -> Result:
@@ -68,9 +75,8 @@ def run_tensorboard(config: Config, tracker: Tracker) -> Result:
     acc.Reload()
     events = acc.Scalars("val_acc")
     metrics = {"epochs_read_back": float(len(events)), "scalar_tags": float(len(acc.Tags()["scalars"])),
-               "last_val_acc_matches": float(abs(events[-1].value - history[-1]["val_acc"]) < 1e-6), "val_acc": history[-1]["val_acc"]}
-    return Result(metrics=metrics, artifacts={"learning_curves": str(tracker.log_figure(learning_curves(history, title="TensorBoard run"), "learning_curves"))},
-                  notes=f"browse with `tensorboard --logdir {root / 'tensorboard'}`")
+               "last_val_acc_matches": float(abs(events[-1].value - history[-1]["val_acc"]) < 1e-6)}
+    return result(tracker, history, metrics, "TensorBoard", f"browse with `tensorboard --logdir {root / 'tensorboard'}`")
 
 
 def run_wandb(config: Config, tracker: Tracker) -> Result:
@@ -81,9 +87,8 @@ def run_wandb(config: Config, tracker: Tracker) -> Result:
     run_dir = t.backend("wandb").dir
     rows = [r for r in wandb_history(next(run_dir.glob("run-*.wandb"))) if "val_acc" in r]
     metrics = {"epochs_read_back": float(len(rows)), "offline_run_folder": float(run_dir.name.startswith("offline-run-")),
-               "last_val_acc_matches": float(abs(rows[-1]["val_acc"] - history[-1]["val_acc"]) < 1e-9), "val_acc": history[-1]["val_acc"]}
-    return Result(metrics=metrics, artifacts={"learning_curves": str(tracker.log_figure(learning_curves(history, title="W&B offline run"), "learning_curves"))},
-                  notes=f"offline run in {run_dir}; upload later with `wandb sync {run_dir}`")
+               "last_val_acc_matches": float(abs(rows[-1]["val_acc"] - history[-1]["val_acc"]) < 1e-9)}
+    return result(tracker, history, metrics, "W&B offline", f"offline run in {run_dir}; upload later with `wandb sync {run_dir}`")
 
 
 mlflow = Experiment(Config, run_mlflow)
