@@ -6,12 +6,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench install clean help
+TFLITE_VENV ?= .venv-tflite
+TFLITE_STAMP := $(TFLITE_VENV)/.installed-stamp
+
+.PHONY: demo test bench install tflite clean help
 
 help:
 	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
 	@echo "make test   - create .venv, install, run the test suite"
 	@echo "make bench  - run benchmarks/ (JSON results in benchmarks/results/)"
+	@echo "make tflite - create .venv-tflite with litert-torch, for 'dlr export --format tflite'"
 	@echo "make clean  - remove .venv, runs/ and caches"
 
 # torch is installed first from the pinned CPU build so nothing else pulls a CUDA build.
@@ -23,13 +27,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# litert-torch (PyTorch -> TFLite) pins typing-extensions < 4.13, which the main environment cannot
+# take: it gets an environment of its own, which `dlr export --format tflite` calls as a subprocess.
+$(TFLITE_STAMP): constraints-tflite.txt
+	$(PYTHON) -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-tflite.txt torch==2.13.0
+	$(TFLITE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-tflite.txt litert-torch ai-edge-litert safetensors rich numpy
+	touch $(TFLITE_STAMP)
+
+tflite: $(TFLITE_STAMP)
+
 demo: $(STAMP)
 	$(VENV)/bin/dlr tour --quick --out runs/demo
 
 # pytest exits 5 when it collected no tests: treat that as a failure, loudly.
-test: $(STAMP)
+test: $(STAMP) $(TFLITE_STAMP)
 	@start=$$(date +%s); \
-	$(VENV)/bin/pytest -n 2 --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	DLR_REQUIRE_TFLITE=1 $(VENV)/bin/pytest -n 2 --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	echo "make test: pytest exit $$rc after $$(( $$(date +%s) - start ))s"; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
 	exit $$rc
@@ -40,4 +54,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache benchmarks/results
+	rm -rf $(VENV) $(TFLITE_VENV) runs .pytest_cache benchmarks/results

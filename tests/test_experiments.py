@@ -41,7 +41,7 @@ def test_fnn_backprop_quick(tmp_path):
     assert registry.status_of(node, tmp_path) == "verified"
     from dlroadmap.train import load_weights
 
-    assert "net.1.weight" in load_weights(run_dir / "model.safetensors")
+    assert "net.1.weight" in load_weights(run_dir / "model" / "model.safetensors")
 
 
 def test_quick_preset_is_smaller():

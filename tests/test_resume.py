@@ -53,11 +53,11 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert not (killed / NODE / "model.safetensors").exists(), "the run was killed before finishing"
+    assert not (killed / NODE / "model" / "model.safetensors").exists(), "the run was killed before finishing"
 
     run(killed, "--resume")
-    a = load_file(str(ref / NODE / "model.safetensors"))
-    b = load_file(str(killed / NODE / "model.safetensors"))
+    a = load_file(str(ref / NODE / "model" / "model.safetensors"))
+    b = load_file(str(killed / NODE / "model" / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
         assert a[k].dtype == b[k].dtype and a[k].equal(b[k]), f"{k} differs after resume (killed at step {step})"

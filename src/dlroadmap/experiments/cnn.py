@@ -23,6 +23,7 @@ from torch import nn
 from dlroadmap.data import TensorLoader, classification_tensors
 from dlroadmap.evaluate.metrics import accuracy
 from dlroadmap.evaluate.plots import learning_curves
+from dlroadmap.deploy.bundle import save_bundle
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.models import convolution as conv
 from dlroadmap.models.alexnet import AlexNet
@@ -36,7 +37,10 @@ PUBLISHED = {"lenet5": 61_706, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg
              "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
 CANONICAL = {"lenet5": lambda: LeNet5(), "alexnet": lambda: AlexNet(), "vgg11": lambda: VGG("vgg11"), "vgg16": lambda: VGG("vgg16"),
              "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
-SMALL = {"lenet5": lambda c: LeNet5(c, input_size=28, activation="relu", pool="max"), "alexnet": lambda c: AlexNet.small(c),
+# The 28x28 variants as (bundle family, constructor arguments): how a trained one is saved for `dlr export`.
+SMALL_SPEC = {"lenet5": ("lenet5", {"input_size": 28, "activation": "relu", "pool": "max"}), "alexnet": ("alexnet_small", {}),
+              "vgg": ("vgg_small", {}), "resnet": ("resnet_small", {})}
+SMALL = {"lenet5": lambda c: LeNet5(c, **SMALL_SPEC["lenet5"][1]), "alexnet": lambda c: AlexNet.small(c),
          "vgg": lambda c: VGG.small(c), "resnet": lambda c: resnet_small(c)}
 
 
@@ -177,6 +181,10 @@ def run_architectures(config: Config, tracker: Tracker) -> Result:
         histories[name] = hist
         metrics[f"{name}_test_accuracy"] = acc
         metrics[f"{name}_small_params"] = float(sum(p.numel() for p in model.parameters()))
+        family, kwargs = SMALL_SPEC[name]
+        save_bundle(tracker.run_dir / "models" / name, model, name=f"{name}-{config.dataset}", family=family,
+                    kwargs={"num_classes": data.num_classes, **kwargs}, input_shape=list(data.X_train.shape[1:]), classes=data.classes,
+                    mean=data.mean, std=data.std, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
     metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.models)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for name, hist in histories.items():

@@ -19,11 +19,10 @@ from pydantic import Field
 from dlroadmap.data import TensorLoader, classification_tensors
 from dlroadmap.evaluate.metrics import accuracy, confusion_matrix
 from dlroadmap.evaluate.plots import confusion_matrix_plot, learning_curves
+from dlroadmap.deploy.bundle import save_bundle
 from dlroadmap.experiments.base import ExperimentConfig, Result
-from dlroadmap.io import atomic_path, write_json
 from dlroadmap.models.mlp import MLP, autograd_grads, manual_backward
 from dlroadmap.train import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Trainer, Tracker, seed_everything
-from dlroadmap.train.checkpoint import save_weights
 
 
 class Config(ExperimentConfig):
@@ -101,15 +100,12 @@ def run(config: Config, tracker: Tracker) -> Result:
     test_acc = accuracy(out, y)
     cm = confusion_matrix(y, out, data.num_classes)
 
-    # Final weights (safetensors) + the config needed to rebuild the model: what export/serve read.
-    with atomic_path(tracker.run_dir / "model.safetensors", suffix=".safetensors") as tmp:
-        save_weights(model.state_dict(), tmp, metadata={"node": "p2.fnn.backprop"})
-    write_json(tracker.run_dir / "model_config.json", {
-        "family": "mlp", "in_features": in_features, "hidden": config.hidden, "out_features": data.num_classes,
-        "dropout": config.dropout, "input_shape": list(data.shape), "classes": data.classes,
-        "preprocessing": {"scale": "(x - mean) / std", "mean": data.mean, "std": data.std},
-    })
-    tracker.log_artifact(tracker.run_dir / "model.safetensors")
+    # Final weights + what it takes to rebuild and serve the model: the bundle `dlr export` reads.
+    bundle = save_bundle(tracker.run_dir / "model", model, name=f"mlp-{config.dataset}", family="mlp",
+                         kwargs={"in_features": in_features, "hidden": config.hidden, "out_features": data.num_classes, "dropout": config.dropout},
+                         input_shape=list(data.X_train.shape[1:]), classes=data.classes, dataset=config.dataset, mean=data.mean, std=data.std,
+                         source={"node": "p2.fnn.backprop", "run_dir": str(tracker.run_dir), "test_accuracy": test_acc})
+    tracker.log_artifact(bundle / "model.safetensors")
 
     plots = {
         "learning_curves": tracker.log_figure(learning_curves(history, (("train_loss", "val_loss"), ("val_acc",)), "MLP on " + config.dataset), "learning_curves"),
@@ -123,5 +119,5 @@ def run(config: Config, tracker: Tracker) -> Result:
         "epochs_trained": float(len(history)),
         "parameters": float(sum(p.numel() for p in model.parameters())),
     }
-    return Result(metrics=metrics, artifacts={**{k: str(v) for k, v in plots.items()}, "model": str(tracker.run_dir / "model.safetensors")},
+    return Result(metrics=metrics, artifacts={**{k: str(v) for k, v in plots.items()}, "model": str(bundle)},
                   history=history)

@@ -1,0 +1,109 @@
+"""A bounded load run against a model server, and a helper that starts one in a subprocess.
+
+`load_run` sends `n` requests from `concurrency` threads (each with its own keep-alive HTTP
+connection) and reports requests/s, latency percentiles and the errors it saw: the figures of
+`benchmarks/serving.py`, the serving node and the tests. The client shares the machine with the
+server, so on 2 cores the numbers are a lower bound of what the server alone could do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(model: str | Path, *args: str, port: int | None = None, env: dict[str, str] | None = None,
+            timeout: float = 90.0) -> Iterator[str]:
+    """`dlr serve MODEL ARGS` in a subprocess on 127.0.0.1; yields its base URL once /readyz answers 200."""
+    import httpx
+
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "dlroadmap.cli", "serve", str(model), "--port", str(port), *args]
+    log = open(os.devnull, "wb") if os.environ.get("DLR_SERVE_LOG") is None else open(os.environ["DLR_SERVE_LOG"], "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"`{' '.join(cmd)}` exited with code {proc.returncode} before it was ready")
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"`{' '.join(cmd)}` was not ready after {timeout:.0f}s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def load_run(url: str, body: bytes, n: int = 2000, concurrency: int = 16, headers: dict[str, str] | None = None,
+             warmup: int = 20) -> dict[str, Any]:
+    """POST `body` to `url` n times from `concurrency` threads; requests/s, p50/p99 latency (ms), errors."""
+    import httpx
+
+    hdrs = {"content-type": "application/json", **(headers or {})}
+    with httpx.Client(timeout=30) as c:
+        for _ in range(warmup):
+            c.post(url, content=body, headers=hdrs)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(n))
+
+    def worker() -> None:
+        local, bad = [], []
+        with httpx.Client(timeout=30) as c:
+            while True:
+                with lock:
+                    i = next(counter, None)
+                if i is None:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    r = c.post(url, content=body, headers=hdrs)
+                    if r.status_code != 200:
+                        bad.append(f"HTTP {r.status_code}: {r.text[:100]}")
+                except httpx.HTTPError as e:
+                    bad.append(type(e).__name__)
+                local.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(local)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = np.asarray(latencies) * 1000
+    return {"requests": n, "concurrency": concurrency, "seconds": wall, "requests_per_s": n / wall,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+            "errors": len(errors), "error_examples": sorted(set(errors))[:5]}
