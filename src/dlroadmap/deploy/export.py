@@ -20,6 +20,7 @@ sha256 and parity figures of every exported file. `dlr serve` reads that folder.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -84,6 +85,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> No
     """The dynamo-based exporter (torch.export -> ONNX, opset 20); batch is a symbolic dimension."""
     import onnx
 
+    # The exporter logs one warning per torchvision operator it cannot register; we use none of them.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", min=1, max=65536)
     with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -107,3 +107,29 @@ def load_run(url: str, body: bytes, n: int = 2000, concurrency: int = 16, header
     return {"requests": n, "concurrency": concurrency, "seconds": wall, "requests_per_s": n / wall,
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
             "errors": len(errors), "error_examples": sorted(set(errors))[:5]}
+
+
+def serving_benchmark(model_dir: str | Path, name: str, body: bytes, *, n: int = 2000, n_latency: int = 500,
+                      concurrency: int = 16, backends: tuple[str, ...] = ("onnxruntime", "torch"),
+                      progress: Any = None) -> dict[str, Any]:
+    """The same model served by each backend, micro-batching off and on: throughput at `concurrency`
+    clients and latency with one client at a time. Every request carries one instance (batch 1)."""
+    runs: dict[str, Any] = {}
+    for backend in backends:
+        for batching in (False, True):
+            key = f"{backend}_{'batched' if batching else 'batch1'}"
+            with serving(model_dir, "--backend", backend, "--batching" if batching else "--no-batching") as url:
+                target = f"{url}/v1/models/{name}:predict"
+                runs[key] = {"throughput": load_run(target, body, n=n, concurrency=concurrency),
+                             "latency": load_run(target, body, n=n_latency, concurrency=1)}
+            if progress:
+                progress(key, runs[key])
+    summary = {k: {"requests_per_s": v["throughput"]["requests_per_s"], "p50_ms": v["throughput"]["p50_ms"], "p99_ms": v["throughput"]["p99_ms"],
+                   "single_client_p50_ms": v["latency"]["p50_ms"], "single_client_p99_ms": v["latency"]["p99_ms"],
+                   "errors": v["throughput"]["errors"] + v["latency"]["errors"]} for k, v in runs.items()}
+    out: dict[str, Any] = {"runs": runs, "summary": summary, "errors": sum(s["errors"] for s in summary.values())}
+    if "onnxruntime_batch1" in summary and "torch_batch1" in summary:
+        out["onnxruntime_vs_torch_batch1"] = summary["onnxruntime_batch1"]["requests_per_s"] / summary["torch_batch1"]["requests_per_s"]
+    for b in backends:
+        out[f"batching_gain_{b}"] = summary[f"{b}_batched"]["requests_per_s"] / summary[f"{b}_batch1"]["requests_per_s"]
+    return out
