@@ -9,13 +9,18 @@ PYTEST_ARGS ?=
 TFLITE_VENV ?= .venv-tflite
 TFLITE_STAMP := $(TFLITE_VENV)/.installed-stamp
 
-.PHONY: demo test bench install tflite clean help
+IMAGE ?= dlroadmap-serve:latest
+BASE_IMAGE ?= localhost/dlr-base:bookworm
+
+.PHONY: demo test bench install tflite image container-test clean help
 
 help:
 	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
 	@echo "make test   - create .venv, install, run the test suite"
 	@echo "make bench  - run benchmarks/ (JSON results in benchmarks/results/)"
 	@echo "make tflite - create .venv-tflite with litert-torch, for 'dlr export --format tflite'"
+	@echo "make image  - build the model-server image with podman (Dockerfile; offline base + wheelhouse)"
+	@echo "make container-test - make image, then run it and compose.yaml on 127.0.0.1 (docker/container_test.py)"
 	@echo "make clean  - remove .venv, runs/ and caches"
 
 # torch is installed first from the pinned CPU build so nothing else pulls a CUDA build.
@@ -52,6 +57,20 @@ test: $(STAMP) $(TFLITE_STAMP)
 bench: export DLR_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# The serving image, built with podman where no registry can be reached: a debootstrapped Debian
+# base stands in for python:3.11-slim-bookworm and pip installs only from a wheelhouse downloaded
+# here (the CPU torch among it). With Docker and a network, `docker build .` needs neither.
+image: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
+image: $(STAMP)
+	bash docker/base-image.sh $(BASE_IMAGE)
+	$(PY) -m pip download --quiet --disable-pip-version-check -c constraints.txt -d docker/wheelhouse -r docker/requirements-serve.txt setuptools wheel
+	podman build --format docker --quiet --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_EXTRA=--no-index -t $(IMAGE) .
+	podman image prune -f >/dev/null
+
+container-test: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
+container-test: image
+	$(PY) docker/container_test.py --image $(IMAGE)
 
 clean:
 	rm -rf $(VENV) $(TFLITE_VENV) runs .pytest_cache benchmarks/results

@@ -200,7 +200,7 @@ def test_serve_from_mlflow_registry(cli, model_dir, digits, tmp_path):
     mv = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("digits-cnn", "1")
     assert mv.run_id == run_id
     x, ref = digits
-    for source in ("models:/digits-cnn/1", f"runs:/{run_id}"):
+    for source in ("models:/digits-cnn/1", "models:/digits-cnn/latest", f"runs:/{run_id}"):
         with serving(source, "--tracking-uri", uri) as url:
             r = v1(url, {"instances": x.tolist()})
             np.testing.assert_allclose(np.array(r.json()["predictions"]), ref, atol=1e-5)

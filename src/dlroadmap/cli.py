@@ -375,8 +375,8 @@ def serve(
     core = Core(root, backend=backend, limits=limits, api_key=api_key, threads=threads, framework=framework)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
-    console.print(f"serving {', '.join(sorted(core.models))} ({backend}, {framework}) on http://{host}:{port}  docs: http://{host}:{port}/docs",
-                  highlight=False)
+    docs = f"  docs: http://{host}:{port}/docs" if framework == "fastapi" else ""
+    console.print(f"serving {', '.join(sorted(core.models))} ({backend}, {framework}) on http://{host}:{port}{docs}", highlight=False)
     if framework == "fastapi":
         from dlroadmap.deploy.server import run as run_server
     else:

@@ -67,8 +67,11 @@ def _view(fn, send):
 
 
 def run(core: Core, host: str, port: int) -> None:
+    import logging
+
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request (as uvicorn here)
     # Werkzeug's threaded server: one thread per request; fine on loopback, use gunicorn in production.
     make_server(host, port, create_app(core), threaded=True).serve_forever()
 

@@ -64,7 +64,30 @@ def fetch(uri: str, tracking_uri: str, dst: Path) -> Path:
         uri = uri.rstrip("/") + "/model"  # runs:/ID means the exported folder logged under "model"
     dst.mkdir(parents=True, exist_ok=True)
     try:
+        if uri.startswith("models:/"):
+            # Resolve the version in this registry ourselves: MLflow would otherwise ask its default registry.
+            uri = resolve_model_uri(_client(tracking_uri), uri)
         local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=tracking_uri)
     except MlflowException as e:
         raise UserError(f"cannot fetch {uri} from {tracking_uri}: {e.message.splitlines()[0]}") from None
     return Path(local)
+
+
+def resolve_model_uri(client, uri: str) -> str:
+    """models:/NAME/VERSION, models:/NAME@ALIAS or models:/NAME/latest -> the version's source (runs:/ID/model)."""
+    spec = uri.removeprefix("models:/")
+    if "@" in spec:
+        name, alias = spec.split("@", 1)
+        mv = client.get_model_version_by_alias(name, alias)
+    else:
+        name, _, version = spec.partition("/")
+        if not version:
+            raise UserError(f"{uri}: name a version (models:/{name}/1), an alias (models:/{name}@prod) or models:/{name}/latest")
+        if version == "latest":
+            versions = client.search_model_versions(f"name='{name}'")
+            if not versions:
+                raise UserError(f"no versions of registered model {name!r}")
+            mv = max(versions, key=lambda v: int(v.version))
+        else:
+            mv = client.get_model_version(name, version)
+    return mv.source

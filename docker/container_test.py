@@ -1,0 +1,152 @@
+"""Container test (run by `make container-test`, which .ci/run calls after `make test`).
+
+1. The image: `podman run` the model server on 127.0.0.1 with an exported CNN mounted read-only,
+   wait for /readyz, check a prediction against ONNX Runtime on the host, run the image's
+   HEALTHCHECK, check the process is not root, stop it.
+2. compose.yaml: `podman-compose up` the model server and the MLflow server, get a prediction and
+   MLflow's /health, register the model in that MLflow server over HTTP, serve it on the host
+   from `models:/...` through the server, then `podman-compose down`.
+
+    python docker/container_test.py [--image dlroadmap-serve:latest] [--engine podman]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sh(*cmd: str, check: bool = True, env: dict | None = None, capture: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=capture, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"container test: `{' '.join(cmd)}` failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
+    return proc
+
+
+def wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    raise SystemExit(f"container test: {url} not ready after {timeout:.0f}s")
+
+
+def make_model(models: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """An exported LeNet-5 (seeded weights) and its expected outputs on real digits, from the host."""
+    import torch
+
+    from dlroadmap.data.prepare import classification_splits, classification_tensors
+    from dlroadmap.deploy.bundle import read_bundle, save_bundle
+    from dlroadmap.deploy.export import export, run_onnx
+    from dlroadmap.models.lenet import LeNet5
+
+    torch.manual_seed(0)
+    d = classification_tensors("mnist5k")
+    kwargs = {"num_classes": 10, "input_size": 28, "activation": "relu", "pool": "max"}
+    b = save_bundle(models.parent / "bundle", LeNet5(**kwargs), name="lenet", family="lenet5", kwargs=kwargs, input_shape=[28, 28],
+                    classes=d.classes, dataset="mnist5k", mean=d.mean, std=d.std, source={"test": "container"})
+    export(read_bundle(b), models / "lenet", ["onnx"])
+    x = np.asarray(classification_splits("mnist5k")[2].X[:4], np.float32).reshape(-1, 28, 28)
+    for p in [models, *models.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)  # the container runs as uid 10001
+    return "lenet", x, run_onnx(models / "lenet" / "model.onnx", x)
+
+
+def predict(url: str, name: str, x: np.ndarray, ref: np.ndarray) -> None:
+    r = httpx.post(f"{url}/v1/models/{name}:predict", json={"instances": x.tolist()}, timeout=30)
+    if r.status_code != 200:
+        raise SystemExit(f"container test: predict answered {r.status_code}: {r.text[:300]}")
+    diff = float(np.abs(np.asarray(r.json()["predictions"]) - ref).max())
+    if diff > 1e-5:
+        raise SystemExit(f"container test: served predictions differ from the host's by {diff:.2e}")
+    print(f"  prediction ok (max |diff| {diff:.1e})")
+
+
+def free_port() -> int:
+    from dlroadmap.deploy.loadtest import free_port as fp
+
+    return fp()
+
+
+def test_image(engine: str, image: str, models: Path, name: str, x: np.ndarray, ref: np.ndarray) -> None:
+    port = free_port()
+    cname = f"dlr-container-test-{os.getpid()}"
+    print(f"image: {engine} run {image} on 127.0.0.1:{port}")
+    sh(engine, "run", "-d", "--name", cname, "-p", f"127.0.0.1:{port}:8000", "-v", f"{models}:/models:ro", image)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        predict(f"http://127.0.0.1:{port}", name, x, ref)
+        uid = sh(engine, "exec", cname, "id", "-u").stdout.strip()
+        if uid == "0":
+            raise SystemExit("container test: the server runs as root")
+        print(f"  runs as uid {uid}")
+        if engine == "podman":
+            sh(engine, "healthcheck", "run", cname)
+            print("  HEALTHCHECK passed")
+    finally:
+        sh(engine, "rm", "-f", cname, check=False)
+
+
+def test_compose(compose: list[str], models: Path, name: str, x: np.ndarray, ref: np.ndarray) -> None:
+    port, mlflow_port = free_port(), free_port()
+    env = {"DLR_MODEL_DIR": str(models), "DLR_PORT": str(port), "MLFLOW_PORT": str(mlflow_port), "DLR_API_KEY": ""}
+    project = ["-p", f"dlrtest{os.getpid()}"]
+    print(f"compose: {' '.join(compose)} up (model server :{port}, MLflow :{mlflow_port})")
+    sh(*compose, *project, "-f", "compose.yaml", "up", "-d", env=env)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        predict(f"http://127.0.0.1:{port}", name, x, ref)
+        wait_ready(f"http://127.0.0.1:{mlflow_port}/health")
+        print("  MLflow server healthy")
+        # The registry path through the compose MLflow server: register over HTTP, serve from models:/.
+        from dlroadmap.deploy.loadtest import serving
+        from dlroadmap.deploy.registry import register
+
+        uri = f"http://127.0.0.1:{mlflow_port}"
+        _, version = register(models / name, "lenet-compose", uri)
+        with serving(f"models:/lenet-compose/{version}", "--tracking-uri", uri) as url:
+            predict(url, name, x, ref)
+        print(f"  served models:/lenet-compose/{version} from the compose MLflow server")
+    finally:
+        sh(*compose, *project, "-f", "compose.yaml", "down", "-v", check=False, env=env)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image", default="dlroadmap-serve:latest")
+    ap.add_argument("--engine", default="podman")
+    ap.add_argument("--skip-compose", action="store_true")
+    args = ap.parse_args()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="dlr-ct-") as tmp:
+        os.chmod(tmp, 0o755)
+        models = Path(tmp) / "models"
+        name, x, ref = make_model(models)
+        test_image(args.engine, args.image, models, name, x, ref)
+        if not args.skip_compose:
+            compose = [c for c in (["podman-compose"], ["docker", "compose"]) if shutil.which(c[0])]
+            if not compose:
+                raise SystemExit("container test: no podman-compose or docker compose on PATH")
+            test_compose(compose[0], models, name, x, ref)
+    print(f"container test passed in {time.time() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
