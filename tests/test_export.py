@@ -134,17 +134,34 @@ def test_dlr_export_end_to_end_on_a_run(cli, tmp_path):
     assert code in (0, 1), out + err  # 1: one epoch misses the node's accuracy bar, which is not what is tested here
     run_dir = tmp_path / "runs" / "p2.fnn.backprop"
     assert (run_dir / "model" / "model_config.json").is_file()
-    code, out, err = cli("export", str(run_dir), "--format", "onnx", "--format", "torchscript", "--out", str(tmp_path / "m"))
+    code, out, err = cli("export", str(run_dir), "--format", "onnx", "--format", "torchscript", "--out", str(tmp_path / "m"),
+                         "--register", "mlp-digits", "--tracking-uri", f"sqlite:///{tmp_path / 'reg.db'}")
     assert code == 0, out + err
+    assert "registered models:/mlp-digits/1" in " ".join((out + err).split())
     card = json.loads((tmp_path / "m" / "model_card.json").read_text())
     assert card["name"] == "mlp-digits" and card["input"]["shape"] == [-1, 64]
     assert card["source"]["node"] == "p2.fnn.backprop" and card["source"]["test_accuracy"] > 0.5
+    # A mid-training checkpoint exports too: its weights, the run's config.
+    ckpt = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    code, out, err = cli("export", str(ckpt), "--out", str(tmp_path / "ckpt"))
+    assert code == 0, out + err
+    ckpt_card = json.loads((tmp_path / "ckpt" / "model_card.json").read_text())
+    assert ckpt_card["source"]["weights_sha256"] == file_hash(ckpt / "model.safetensors")
+    assert file_hash(tmp_path / "ckpt" / "model.safetensors") == file_hash(ckpt / "model.safetensors")
     # The exported model classifies the real test digits as well as the run said.
     from dlroadmap.data.prepare import classification_splits
 
     _, _, test = classification_splits("digits", seed=0)
     pred = run_onnx(tmp_path / "m" / "model.onnx", test.X.astype(np.float32)).argmax(1)
     assert (pred == test.y).mean() == pytest.approx(card["source"]["test_accuracy"], abs=1e-6)
+    # ... and `dlr serve` answers with the same classes.
+    from dlroadmap.deploy.loadtest import serving
+
+    with serving(tmp_path / "m") as url:
+        import httpx
+
+        r = httpx.post(f"{url}/v1/models/mlp-digits:predict", json={"instances": test.X[:50].tolist()})
+        assert (np.asarray(r.json()["predictions"]).argmax(1) == pred[:50]).all()
 
 
 def test_dlr_export_errors_are_one_line(cli, tmp_path):

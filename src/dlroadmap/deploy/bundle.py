@@ -43,6 +43,11 @@ def _builders() -> dict[str, Callable[..., nn.Module]]:
 class Bundle:
     path: Path
     config: dict[str, Any]
+    weights_file: Path | None = None  # a checkpoint's weights instead of the bundle's own
+
+    @property
+    def weights(self) -> Path:
+        return self.weights_file or self.path / WEIGHTS
 
     @property
     def name(self) -> str:
@@ -63,7 +68,7 @@ class Bundle:
         if family not in builders:
             raise UserError(f"{self.path / CONFIG}: unknown model family {family!r}; known: {', '.join(sorted(builders))}")
         model = builders[family](**self.config.get("kwargs", {}))
-        model.load_state_dict(load_weights(self.path / WEIGHTS))
+        model.load_state_dict(load_weights(self.weights))
         return model.eval()
 
     def serving_model(self) -> "ServingModel":
@@ -118,10 +123,24 @@ def read_bundle(path: str | Path) -> Bundle:
 
 
 def find_bundle(source: str | Path) -> Bundle:
-    """Resolve what a user passes to `dlr export`: a bundle folder, a run folder, or a weights file."""
+    """Resolve what a user passes to `dlr export`: a bundle or run folder, or a checkpoint (its folder
+    or its .safetensors file), whose weights then replace the final ones of the run it belongs to."""
     source = Path(source)
     if source.suffix in PICKLE_SUFFIXES:
         raise UserError(f"refusing {source}: pickle-based model files can run arbitrary code; pass a run folder or a .safetensors bundle")
+    if not source.exists():
+        raise UserError(f"{source} does not exist; pass a run folder from `dlr run` (e.g. runs/p2.fnn.backprop) or a model bundle")
+    checkpoint = source if source.is_file() and source.suffix == ".safetensors" else source / WEIGHTS if (source / "meta.json").is_file() else None
+    if checkpoint is not None and not (checkpoint.parent / CONFIG).is_file():
+        run_dir = next((p.parent for p in checkpoint.parents if p.name == "checkpoints"), None)
+        if run_dir is None:
+            raise UserError(f"{checkpoint} has no {CONFIG} beside it and is not inside a run's checkpoints/ folder")
+        try:
+            run_bundle = find_bundle(run_dir)
+        except UserError:
+            raise UserError(f"the run {run_dir} has no {CONFIG} yet (it is written when training ends); "
+                            f"finish it with `dlr run ... --resume`, then export the checkpoint") from None
+        return Bundle(run_bundle.path, run_bundle.config, checkpoint)
     if source.is_file() and source.suffix == ".safetensors":
         source = source.parent
     if not source.exists():

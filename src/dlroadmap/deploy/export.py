@@ -163,7 +163,7 @@ def export_tflite(bundle: Bundle, path: Path, inputs: dict[str, np.ndarray]) -> 
     try:
         np.savez(work / "inputs.npz", **inputs)
         src = Path(__file__).resolve().parents[2]  # .../src, so the script imports this package's models
-        cmd = [str(py), "-m", "dlroadmap.deploy.tflite_convert", str(bundle.path), str(work / FILES["tflite"]), str(work / "inputs.npz")]
+        cmd = [str(py), "-m", "dlroadmap.deploy.tflite_convert", str(bundle.path), str(bundle.weights), str(work / FILES["tflite"]), str(work / "inputs.npz")]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)}, timeout=900)
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
@@ -214,10 +214,10 @@ def export(bundle: Bundle, out_dir: str | Path, formats: list[str] | tuple[str, 
                       "max_abs_diff_vs_eager": parity, "tolerance": TOLERANCE[fmt], "export_seconds": round(time.perf_counter() - t0, 3), **extra}
 
     # The bundle travels with the export, so `dlr serve --backend torch` can run the same folder.
-    for f in (WEIGHTS, CONFIG):
-        if (bundle.path / f).resolve() != (out_dir / f).resolve():
+    for src, f in ((bundle.weights, WEIGHTS), (bundle.path / CONFIG, CONFIG)):
+        if src.resolve() != (out_dir / f).resolve():
             with atomic_path(out_dir / f) as tmp:
-                shutil.copyfile(bundle.path / f, tmp)
+                shutil.copyfile(src, tmp)
     card = model_card(bundle, files, name or card.get("name") or bundle.name)
     write_json(out_dir / CARD, card)
     return card
@@ -234,7 +234,8 @@ def model_card(bundle: Bundle, files: dict[str, Any], name: str) -> dict[str, An
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, len(bundle.classes)], "description": "softmax probabilities"},
         "classes": bundle.classes,
         "preprocessing": cfg.get("preprocessing", {}),
-        "source": {**cfg.get("source", {}), "bundle": str(bundle.path.resolve()), "weights_sha256": file_hash(bundle.path / WEIGHTS)},
+        "source": {**cfg.get("source", {}), "bundle": str(bundle.path.resolve()),
+                   "weights": str(bundle.weights.resolve()), "weights_sha256": file_hash(bundle.weights)},
         "files": files,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "exporter": {"torch": torch.__version__, "python": sys.version.split()[0]},

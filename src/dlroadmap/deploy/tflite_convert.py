@@ -1,6 +1,6 @@
 """PyTorch -> TensorFlow Lite with Google's litert-torch, run inside its own virtual environment.
 
-    python -m dlroadmap.deploy.tflite_convert BUNDLE_DIR OUT.tflite INPUTS.npz
+    python -m dlroadmap.deploy.tflite_convert BUNDLE_DIR WEIGHTS.safetensors OUT.tflite INPUTS.npz
 
 litert-torch (https://github.com/google-ai-edge/litert-torch) lowers a torch.export graph to a
 TFLite flatbuffer. Its dependencies cannot share an environment with the rest of dlroadmap (it
@@ -20,13 +20,15 @@ import numpy as np
 import torch
 
 
-def main(bundle_dir: str, out_path: str, inputs_path: str) -> None:
+def main(bundle_dir: str, weights: str, out_path: str, inputs_path: str) -> None:
     import litert_torch
     from ai_edge_litert.interpreter import Interpreter
 
     from dlroadmap.deploy.bundle import read_bundle
 
-    model = read_bundle(bundle_dir).serving_model()
+    bundle = read_bundle(bundle_dir)
+    bundle.weights_file = Path(weights)  # the final weights, or a checkpoint's
+    model = bundle.serving_model()
     inputs = dict(np.load(inputs_path))
     sample = torch.from_numpy(next(iter(inputs.values()))[:1])
     with warnings.catch_warnings():
@@ -49,6 +51,6 @@ def main(bundle_dir: str, out_path: str, inputs_path: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         sys.exit(__doc__)
     main(*sys.argv[1:])
