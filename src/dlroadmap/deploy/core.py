@@ -422,4 +422,4 @@ class Core:
 
 
 def _kind(arr: np.ndarray) -> str:
-    return {"b": "booleans", "U": "strings", "S": "strings", "O": "nulls or mixed types"}.get(arr.dtype.kind, str(arr.dtype))
+    return {"b": "booleans", "U": "strings", "S": "strings", "O": "nulls, mixed types or integers beyond 64 bits"}.get(arr.dtype.kind, str(arr.dtype))
