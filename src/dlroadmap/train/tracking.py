@@ -115,6 +115,7 @@ class WandbBackend:
         self.run = wandb.init(project=experiment, name=run_name, dir=str(root), mode=mode, tags=list(tags.values()),
                               settings=wandb.Settings(console="off", x_disable_stats=True))
         self.dir = Path(self.run.dir).parent
+        self.offline = mode == "offline"
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.run.config.update(_flat(params), allow_val_change=True)
@@ -127,6 +128,10 @@ class WandbBackend:
 
     def close(self, status: str) -> None:
         self.run.finish(exit_code=0 if status == "ok" else 1)
+        if self.offline:  # readers (and `wandb sync`) need the complete file
+            from dlroadmap.train.wandb_reader import wait_complete
+
+            wait_complete(self.dir)
 
 
 class ConsoleBackend:

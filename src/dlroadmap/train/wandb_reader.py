@@ -42,6 +42,35 @@ def records(path: Path) -> list[bytes]:
     return out
 
 
+def record_types(path: Path) -> list[str]:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    kinds = []
+    for raw in records(path):
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        kinds.append(rec.WhichOneof("record_type"))
+    return kinds
+
+
+def wait_complete(run_dir: Path, timeout: float = 30.0) -> bool:
+    """True once the run file ends with its `exit` record. wandb's service process writes the file;
+    `run.finish()` can return before the last records reach the disk under load."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        files = list(Path(run_dir).glob("run-*.wandb"))
+        try:
+            if files and "exit" in record_types(files[0]):
+                return True
+        except (OSError, ValueError):
+            pass  # not written far enough to parse yet
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 def history(path: Path) -> list[dict]:
     from wandb.proto import wandb_internal_pb2 as pb
 
