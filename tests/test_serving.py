@@ -86,6 +86,8 @@ def test_status_and_metadata(server):
     meta = httpx.get(f"{server}/v2/models/{NAME}").json()
     assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 28, 28]}]
     assert httpx.get(f"{server}/v2/models/{NAME}/ready").json()["ready"] is True
+    card = httpx.get(f"{server}/v1/models/{NAME}/metadata").json()["metadata"]["card"]
+    assert card["classes"] == [str(i) for i in range(10)] and "source" not in card  # no server paths leak
     assert httpx.get(f"{server}/v2/health/ready").status_code == 200
 
 

@@ -290,7 +290,9 @@ class Core:
 
     def v1_metadata(self, name: str) -> Reply:
         m = self.model(name)
-        return Reply(200, {"model_spec": {"name": name, "version": "1"}, "metadata": {"card": m.runner.card}})
+        # The card without its source: that names folders on the server, which clients have no business seeing.
+        card = {k: v for k, v in m.runner.card.items() if k != "source"}
+        return Reply(200, {"model_spec": {"name": name, "version": "1"}, "metadata": {"card": card}})
 
     def v2_server(self) -> Reply:
         from dlroadmap import __version__
