@@ -172,3 +172,21 @@ def test_dlr_export_errors_are_one_line(cli, tmp_path):
     assert code == 2 and "unknown export format 'coreml'" in out + err
     code, out, err = cli("export", str(tmp_path / "b"), "--name", "../evil")
     assert code == 2 and "not allowed" in out + err
+
+
+def test_torchscript_falls_back_to_trace_when_script_fails(tmp_path):
+    from dlroadmap.deploy.export import export_torchscript
+
+    class VarArgs(torch.nn.Module):  # *args is not TorchScript: scripting fails, tracing records the call
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, *xs):
+            return torch.softmax(self.lin(xs[0]), -1)
+
+    model = VarArgs().eval()
+    x = torch.randn(4, 3)
+    assert export_torchscript(model, x, tmp_path / "m.pt") == "trace"
+    with torch.inference_mode():
+        np.testing.assert_allclose(run_torchscript(tmp_path / "m.pt", x.numpy()), model(x).numpy(), atol=1e-7)
