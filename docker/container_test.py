@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from dlroadmap.deploy.loadtest import free_port, wait_ready
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,32 +36,19 @@ def sh(*cmd: str, check: bool = True, env: dict | None = None, capture: bool = T
     return proc
 
 
-def wait_ready(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise SystemExit(f"container test: {url} not ready after {timeout:.0f}s")
-
-
 def make_model(models: Path) -> tuple[str, np.ndarray, np.ndarray]:
     """An exported LeNet-5 (seeded weights) and its expected outputs on real digits, from the host."""
     import torch
 
     from dlroadmap.data.prepare import classification_splits, classification_tensors
-    from dlroadmap.deploy.bundle import read_bundle, save_bundle
+    from dlroadmap.deploy.bundle import read_bundle, save_trained
     from dlroadmap.deploy.export import export, run_onnx
     from dlroadmap.models.lenet import LeNet5
 
     torch.manual_seed(0)
     d = classification_tensors("mnist5k")
     kwargs = {"num_classes": 10, "input_size": 28, "activation": "relu", "pool": "max"}
-    b = save_bundle(models.parent / "bundle", LeNet5(**kwargs), name="lenet", family="lenet5", kwargs=kwargs, input_shape=[28, 28],
-                    classes=d.classes, dataset="mnist5k", mean=d.mean, std=d.std, source={"test": "container"})
+    b = save_trained(models.parent / "bundle", LeNet5(**kwargs), d, name="lenet", family="lenet5", kwargs=kwargs, source={"test": "container"})
     export(read_bundle(b), models / "lenet", ["onnx"])
     x = np.asarray(classification_splits("mnist5k")[2].X[:4], np.float32).reshape(-1, 28, 28)
     for p in [models, *models.rglob("*")]:
@@ -78,19 +66,13 @@ def predict(url: str, name: str, x: np.ndarray, ref: np.ndarray) -> None:
     print(f"  prediction ok (max |diff| {diff:.1e})")
 
 
-def free_port() -> int:
-    from dlroadmap.deploy.loadtest import free_port as fp
-
-    return fp()
-
-
 def test_image(engine: str, image: str, models: Path, name: str, x: np.ndarray, ref: np.ndarray) -> None:
     port = free_port()
     cname = f"dlr-container-test-{os.getpid()}"
     print(f"image: {engine} run {image} on 127.0.0.1:{port}")
     sh(engine, "run", "-d", "--name", cname, "-p", f"127.0.0.1:{port}:8000", "-v", f"{models}:/models:ro", image)
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=120)
         predict(f"http://127.0.0.1:{port}", name, x, ref)
         uid = sh(engine, "exec", cname, "id", "-u").stdout.strip()
         if uid == "0":
@@ -110,9 +92,9 @@ def test_compose(compose: list[str], models: Path, name: str, x: np.ndarray, ref
     print(f"compose: {' '.join(compose)} up (model server :{port}, MLflow :{mlflow_port})")
     sh(*compose, *project, "-f", "compose.yaml", "up", "-d", env=env)
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        wait_ready(f"http://127.0.0.1:{port}/readyz", timeout=120)
         predict(f"http://127.0.0.1:{port}", name, x, ref)
-        wait_ready(f"http://127.0.0.1:{mlflow_port}/health")
+        wait_ready(f"http://127.0.0.1:{mlflow_port}/health", timeout=120)
         print("  MLflow server healthy")
         # The registry path through the compose MLflow server: register over HTTP, serve from models:/.
         from dlroadmap.deploy.loadtest import serving

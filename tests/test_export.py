@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlroadmap.deploy.bundle import find_bundle, read_bundle, save_bundle
+from dlroadmap.deploy.bundle import find_bundle, read_bundle, save_bundle, save_trained
 from dlroadmap.deploy.export import export, run_onnx, run_torchscript, sample_inputs, tflite_python
 from dlroadmap.io import file_hash
 from dlroadmap.models.lenet import LeNet5
@@ -22,8 +22,7 @@ def make_lenet_bundle(path, seed=0):
     torch.manual_seed(seed)
     d = classification_tensors("mnist5k")
     kwargs = {"num_classes": 10, "input_size": 28, "activation": "relu", "pool": "max"}
-    return save_bundle(path, LeNet5(**kwargs), name="lenet", family="lenet5", kwargs=kwargs, input_shape=[28, 28],
-                       classes=d.classes, dataset="mnist5k", mean=d.mean, std=d.std, source={"node": "test"})
+    return save_trained(path, LeNet5(**kwargs), d, name="lenet", family="lenet5", kwargs=kwargs, source={"node": "test"})
 
 
 @pytest.fixture(scope="module")

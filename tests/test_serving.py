@@ -147,7 +147,7 @@ def test_metrics_count_requests_latency_and_batches(server, digits):
     text = httpx.get(f"{server}/metrics").text
     assert f'dlr_requests_total{{code="200",model="{NAME}",route="v1_predict"}}' in text
     assert "dlr_request_latency_seconds_bucket" in text and "dlr_batch_size_bucket" in text
-    assert f'dlr_requests_total{{code="404",model="_unknown",route="v1_predict"}}' in text  # unknown names share one label
+    assert 'dlr_requests_total{code="404",model="_unknown",route="v1_predict"}' in text  # unknown names share one label
 
 
 def test_load_run_has_zero_errors(server, digits):

@@ -308,14 +308,13 @@ def export_(
     from dlroadmap.deploy.bundle import find_bundle
     from dlroadmap.deploy.core import NAME_RE
     from dlroadmap.deploy.export import export
+    from dlroadmap.io import check_writable_dir
 
     bundle = find_bundle(source)
     model_name = name or bundle.name
     if not NAME_RE.match(model_name):
         raise UserError(f"model name {model_name!r} is not allowed: use letters, digits, '.', '_' and '-'")
     target = out or default_out() / "models" / model_name
-    from dlroadmap.io import check_writable_dir
-
     check_writable_dir(target)
     card = export(bundle, target, list(dict.fromkeys(format_)), name=model_name)
     t = Table(title=f"exported {model_name} -> {target}")

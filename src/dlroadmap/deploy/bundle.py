@@ -106,6 +106,14 @@ def save_bundle(path: str | Path, model: nn.Module, *, name: str, family: str, k
     return path
 
 
+def save_trained(path: str | Path, model: nn.Module, data: Any, *, name: str, family: str, kwargs: dict[str, Any],
+                 source: dict[str, Any]) -> Path:
+    """`save_bundle` for a model trained on `data` (a `dlroadmap.data.Tensors`): its input shape, class
+    names, dataset name and normalisation statistics come from there."""
+    return save_bundle(path, model, name=name, family=family, kwargs=kwargs, input_shape=list(data.X_train.shape[1:]),
+                       classes=data.classes, dataset=data.name, mean=data.mean, std=data.std, source=source)
+
+
 def read_bundle(path: str | Path) -> Bundle:
     import json
 
@@ -143,8 +151,6 @@ def find_bundle(source: str | Path) -> Bundle:
         return Bundle(run_bundle.path, run_bundle.config, checkpoint)
     if source.is_file() and source.suffix == ".safetensors":
         source = source.parent
-    if not source.exists():
-        raise UserError(f"{source} does not exist; pass a run folder from `dlr run` (e.g. runs/p2.fnn.backprop) or a model bundle")
     if (source / CONFIG).is_file():
         return read_bundle(source)
     if (source / "model" / CONFIG).is_file():

@@ -37,9 +37,9 @@ from typing import Any, Callable
 import numpy as np
 
 from dlroadmap.errors import UserError
+from dlroadmap.train.checkpoint import PICKLE_SUFFIXES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib")
 BACKENDS = ("onnxruntime", "torch")
 PLATFORM = {"onnxruntime": "onnxruntime_onnx", "torch": "pytorch_safetensors"}
 # Reachable without an API key: the probes an orchestrator calls, and the API's own description.
@@ -82,13 +82,8 @@ class Runner:
     """One loaded model: float32 array (n, *input_shape) -> probabilities (n, classes)."""
 
     def __init__(self, model_dir: Path, backend: str, threads: int = 0):
-        from dlroadmap.deploy.export import CARD, FILES, read_card
+        from dlroadmap.deploy.export import FILES, read_card
 
-        self.dir = model_dir
-        if not (model_dir / CARD).is_file():
-            pickles = [p.name for p in model_dir.iterdir() if p.suffix in PICKLE_SUFFIXES]
-            hint = f" (refusing pickle files {', '.join(pickles)}: they can run arbitrary code)" if pickles else ""
-            raise UserError(f"{model_dir} has no {CARD}{hint}; export a model first: dlr export RUN --out {model_dir}")
         self.card = read_card(model_dir)
         self.backend = backend
         self.input_shape = [int(s) for s in self.card["input"]["shape"][1:]]

@@ -27,30 +27,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(url: str, timeout: float, *, proc: subprocess.Popen | None = None, what: str | None = None) -> None:
+    """Poll `url` until it answers 200; fail early if `proc` (the server's process) exits first."""
+    import httpx
+
+    what = what or url
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was not ready after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def serving(model: str | Path, *args: str, port: int | None = None, env: dict[str, str] | None = None,
             timeout: float = 90.0) -> Iterator[str]:
     """`dlr serve MODEL ARGS` in a subprocess on 127.0.0.1; yields its base URL once /readyz answers 200."""
-    import httpx
-
     port = port or free_port()
     cmd = [sys.executable, "-m", "dlroadmap.cli", "serve", str(model), "--port", str(port), *args]
     log = open(os.devnull, "wb") if os.environ.get("DLR_SERVE_LOG") is None else open(os.environ["DLR_SERVE_LOG"], "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"`{' '.join(cmd)}` exited with code {proc.returncode} before it was ready")
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"`{' '.join(cmd)}` was not ready after {timeout:.0f}s")
-            time.sleep(0.2)
+        wait_ready(url + "/readyz", timeout, proc=proc, what=f"`{' '.join(cmd)}`")
         yield url
     finally:
         proc.terminate()

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -23,7 +22,7 @@ from torch import nn
 from dlroadmap.data import TensorLoader, classification_tensors
 from dlroadmap.evaluate.metrics import accuracy
 from dlroadmap.evaluate.plots import learning_curves
-from dlroadmap.deploy.bundle import save_bundle
+from dlroadmap.deploy.bundle import save_trained
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.models import convolution as conv
 from dlroadmap.models.alexnet import AlexNet
@@ -182,9 +181,8 @@ def run_architectures(config: Config, tracker: Tracker) -> Result:
         metrics[f"{name}_test_accuracy"] = acc
         metrics[f"{name}_small_params"] = float(sum(p.numel() for p in model.parameters()))
         family, kwargs = SMALL_SPEC[name]
-        save_bundle(tracker.run_dir / "models" / name, model, name=f"{name}-{config.dataset}", family=family,
-                    kwargs={"num_classes": data.num_classes, **kwargs}, input_shape=list(data.X_train.shape[1:]), classes=data.classes,
-                    mean=data.mean, std=data.std, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
+        save_trained(tracker.run_dir / "models" / name, model, data, name=f"{name}-{config.dataset}", family=family,
+                     kwargs={"num_classes": data.num_classes, **kwargs}, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
     metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.models)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for name, hist in histories.items():

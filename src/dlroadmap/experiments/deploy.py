@@ -24,7 +24,7 @@ from pydantic import Field
 
 from dlroadmap.data import classification_tensors
 from dlroadmap.data.prepare import classification_splits
-from dlroadmap.deploy.bundle import read_bundle, save_bundle
+from dlroadmap.deploy.bundle import read_bundle, save_trained
 from dlroadmap.deploy.export import export, run_onnx, tflite_python
 from dlroadmap.deploy.loadtest import load_run, serving, serving_benchmark
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
@@ -54,10 +54,9 @@ def train_and_bundle(config: Config, tracker: Tracker) -> tuple[Path, float]:
     model = SMALL[config.model](data.num_classes)
     _, _, acc = fit(model, data, config, tracker, config.model)
     family, kwargs = SMALL_SPEC[config.model]
-    bundle = save_bundle(tracker.run_dir / "model", model, name=f"{config.model}-{config.dataset}", family=family,
-                         kwargs={"num_classes": data.num_classes, **kwargs}, input_shape=list(data.X_train.shape[1:]),
-                         classes=data.classes, dataset=config.dataset, mean=data.mean, std=data.std,
-                         source={"node": "p4.deploy", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
+    bundle = save_trained(tracker.run_dir / "model", model, data, name=f"{config.model}-{config.dataset}", family=family,
+                          kwargs={"num_classes": data.num_classes, **kwargs},
+                          source={"node": "p4.deploy", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
     return bundle, acc
 
 

@@ -19,7 +19,7 @@ from pydantic import Field
 from dlroadmap.data import TensorLoader, classification_tensors
 from dlroadmap.evaluate.metrics import accuracy, confusion_matrix
 from dlroadmap.evaluate.plots import confusion_matrix_plot, learning_curves
-from dlroadmap.deploy.bundle import save_bundle
+from dlroadmap.deploy.bundle import save_trained
 from dlroadmap.experiments.base import ExperimentConfig, Result
 from dlroadmap.models.mlp import MLP, autograd_grads, manual_backward
 from dlroadmap.train import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Trainer, Tracker, seed_everything
@@ -101,10 +101,9 @@ def run(config: Config, tracker: Tracker) -> Result:
     cm = confusion_matrix(y, out, data.num_classes)
 
     # Final weights + what it takes to rebuild and serve the model: the bundle `dlr export` reads.
-    bundle = save_bundle(tracker.run_dir / "model", model, name=f"mlp-{config.dataset}", family="mlp",
-                         kwargs={"in_features": in_features, "hidden": config.hidden, "out_features": data.num_classes, "dropout": config.dropout},
-                         input_shape=list(data.X_train.shape[1:]), classes=data.classes, dataset=config.dataset, mean=data.mean, std=data.std,
-                         source={"node": "p2.fnn.backprop", "run_dir": str(tracker.run_dir), "test_accuracy": test_acc})
+    bundle = save_trained(tracker.run_dir / "model", model, data, name=f"mlp-{config.dataset}", family="mlp",
+                          kwargs={"in_features": in_features, "hidden": config.hidden, "out_features": data.num_classes, "dropout": config.dropout},
+                          source={"node": "p2.fnn.backprop", "run_dir": str(tracker.run_dir), "test_accuracy": test_acc})
     tracker.log_artifact(bundle / "model.safetensors")
 
     plots = {

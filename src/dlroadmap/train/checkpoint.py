@@ -29,7 +29,7 @@ from dlroadmap.errors import CheckpointError
 from dlroadmap.io import file_hash, write_json, write_text
 
 MODEL_FILE, STATE_FILE, META_FILE, LATEST = "model.safetensors", "state.pt", "meta.json", "latest"
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
 def sha256(path: Path) -> str:
