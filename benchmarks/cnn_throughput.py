@@ -17,7 +17,7 @@ os.environ.setdefault("DLR_PROGRESS", "0")
 import torch  # noqa: E402
 
 from dlroadmap.data import TensorLoader  # noqa: E402
-from dlroadmap.experiments.cnn import SMALL  # noqa: E402
+from dlroadmap.models.families import small_cnn  # noqa: E402
 from dlroadmap.train import Trainer, seed_everything  # noqa: E402
 
 from common import save  # noqa: E402
@@ -25,7 +25,7 @@ from common import save  # noqa: E402
 
 def throughput(name: str, precision: str, images: int, batch: int, repeats: int = 3) -> float:
     seed_everything(0)
-    model = SMALL[name](10)
+    model = small_cnn(name, 10)[0]
     X, y = torch.randn(images, 28, 28), torch.randint(0, 10, (images,))
     trainer = Trainer(model, torch.optim.AdamW(model.parameters(), 1e-3), max_epochs=1, device="cpu", precision=precision)
     trainer.fit(TensorLoader(X[:batch * 2], y[:batch * 2], batch_size=batch))  # warm-up

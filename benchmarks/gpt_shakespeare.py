@@ -25,8 +25,8 @@ import torch  # noqa: E402
 from dlroadmap.data.download import load_tinyshakespeare  # noqa: E402
 from dlroadmap.data.text import WindowLoader, split_text  # noqa: E402
 from dlroadmap.errors import DataError  # noqa: E402
-from dlroadmap.experiments.nlp_transformers import lr_schedule  # noqa: E402
-from dlroadmap.models.gpt import GPT, CharTokenizer, GPTConfig  # noqa: E402
+from dlroadmap.train.schedules import warmup_cosine  # noqa: E402
+from dlroadmap.models.sequence.gpt import GPT, CharTokenizer, GPTConfig  # noqa: E402
 from dlroadmap.train import Trainer, seed_everything  # noqa: E402
 
 from common import save  # noqa: E402
@@ -69,7 +69,7 @@ def ours(train_ids, val_ids, vocab: int, iters: int, lr: float, precision: str) 
     seed_everything(0, deterministic=False)
     model = GPT(GPTConfig(vocab_size=vocab))
     opt = model.configure_optimizer(lr, weight_decay=0.1, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(100, iters))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(100, iters))
     trainer = Trainer(model, opt, max_epochs=1, scheduler=sched, scheduler_interval="step", grad_clip=1.0, precision=precision,
                       device="cpu", step=lambda m, b: (m(b[0], b[1])[1], None, None), deterministic=False)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ import time
 import torch
 from torch import nn
 
-from dlroadmap.models.rnn import Recurrent
+from dlroadmap.models.sequence.rnn import Recurrent
 
 from common import save
 

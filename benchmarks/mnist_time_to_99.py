@@ -25,7 +25,7 @@ from torch import nn  # noqa: E402
 from dlroadmap.data import TensorLoader, load_idx_dataset  # noqa: E402
 from dlroadmap.errors import DataError  # noqa: E402
 from dlroadmap.evaluate.metrics import accuracy  # noqa: E402
-from dlroadmap.experiments.cnn import SMALL  # noqa: E402
+from dlroadmap.models.families import small_cnn  # noqa: E402
 from dlroadmap.train import Callback, Trainer, seed_everything  # noqa: E402
 
 from common import save  # noqa: E402
@@ -104,7 +104,7 @@ class EvalEachEpoch(Callback):
 
 def ours(name: str, Xtr, ytr, Xte, yte, epochs: int, precision: str, lr: float) -> dict:
     seed_everything(0)
-    model = SMALL[name](10)
+    model = small_cnn(name, 10)[0]
     loader = TensorLoader(Xtr, ytr, batch_size=128, shuffle=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(loader))

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from common import save
-from dlroadmap.deploy.bundle import read_bundle, save_bundle
+from dlroadmap.deploy.bundle import normalisation, read_bundle, save_bundle
 from dlroadmap.deploy.export import export
 from dlroadmap.deploy.loadtest import serving_benchmark
-from dlroadmap.models.resnet import resnet_small
+from dlroadmap.models.vision.resnet import resnet_small
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         kwargs = {"num_classes": 10}
         bundle = save_bundle(Path(tmp) / "bundle", resnet_small(**kwargs), name="resnet", family="resnet_small", kwargs=kwargs,
-                             input_shape=[28, 28], classes=[str(i) for i in range(10)], mean=33.4, std=78.6, source={"benchmark": "serving"})
+                             input_shape=[28, 28], classes=[str(i) for i in range(10)], preprocessing=normalisation(33.4, 78.6), source={"benchmark": "serving"})
         model_dir = Path(tmp) / "models" / "resnet"
         export(read_bundle(bundle), model_dir, ["onnx"])
         image = (np.random.default_rng(0).random((1, 28, 28)) * 255).round().tolist()

@@ -43,7 +43,7 @@ def make_model(models: Path) -> tuple[str, np.ndarray, np.ndarray]:
     from dlroadmap.data.prepare import classification_splits, classification_tensors
     from dlroadmap.deploy.bundle import read_bundle, save_trained
     from dlroadmap.deploy.export import export, run_onnx
-    from dlroadmap.models.lenet import LeNet5
+    from dlroadmap.models.vision.lenet import LeNet5
 
     torch.manual_seed(0)
     d = classification_tensors("mnist5k")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dlroadmap.experiments.cnn import CANONICAL, PUBLISHED, SMALL, count_parameters
-from dlroadmap.models.resnet import Bottleneck, resnet18, resnet50
+from dlroadmap.models.families import SMALL_CNNS, count_parameters, small_cnn
+from dlroadmap.models.vision.zoo import CANONICAL, PUBLISHED
+from dlroadmap.models.vision.resnet import Bottleneck, resnet18, resnet50
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
@@ -14,9 +15,9 @@ def test_parameter_counts_equal_published(name):
     assert count_parameters(CANONICAL[name]) == PUBLISHED[name]
 
 
-@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("name", list(SMALL_CNNS))
 def test_small_variants_run_on_digits(name):
-    model = SMALL[name](10).eval()
+    model = small_cnn(name, 10)[0].eval()
     with torch.no_grad():
         assert model(torch.randn(3, 28, 28)).shape == (3, 10)
         assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)

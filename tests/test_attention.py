@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlroadmap.models.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+from dlroadmap.models.sequence.attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
 
 
 def _grads(out, inputs, up):

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from dlroadmap.models.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens, mlm_loss
+from dlroadmap.models.sequence.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens, mlm_loss
 
 
 def test_masking_follows_80_10_10_and_skips_specials():

@@ -35,7 +35,7 @@ def test_list_json_matches_registry(cli):
     ids = [n["id"] for p in data for t in p["topics"] for n in t["nodes"]]
     assert ids == [n.id for n in registry.load().nodes]
     node = next(n for p in data for t in p["topics"] for n in t["nodes"] if n["id"] == "p2.fnn.backprop")
-    assert node["status"] == "implemented" and node["experiment"] == "fnn_backprop"
+    assert node["status"] == "implemented" and node["experiment"] == "dlroadmap.experiments.p2.fnn:backprop"
     assert {"title", "code", "tests", "expect", "refs", "last_result"} <= set(node)
 
 

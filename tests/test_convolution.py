@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlroadmap.models import convolution as conv
+from dlroadmap.models.vision import convolution as conv
 
 
 @settings(max_examples=60, deadline=None)

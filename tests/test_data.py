@@ -37,9 +37,14 @@ def test_embedded_shapes():
     assert "the" in data.text_corpus().split()[:200] or len(data.text_corpus()) > 300_000
 
 
-def test_unknown_dataset_message():
-    with pytest.raises(DataError, match="downloadable"):
-        data.load("mnist")
+def test_unknown_dataset_message_names_a_loader_that_exists():
+    import re
+
+    for name in data.DOWNLOADABLE:
+        with pytest.raises(DataError, match="downloadable") as e:
+            data.load(name)
+        call = re.search(r"dlroadmap\.data\.(\w+)\(", str(e.value))
+        assert call and callable(getattr(data, call.group(1), None)), str(e.value)   # the function the message names is real
     with pytest.raises(DataError, match="embedded datasets: digits"):
         data.load("imagenet")
 

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from dlroadmap.errors import CheckpointError
-from dlroadmap.experiments.cnn import count_parameters
-from dlroadmap.experiments.transfer import _timm_names
-from dlroadmap.models.efficientnet import EfficientNet, load_state_dict_from, round_channels, timm_to_ours
-from dlroadmap.models.resnet import resnet18
+from dlroadmap.models.families import count_parameters
+from dlroadmap.models.vision.efficientnet import EfficientNet, load_state_dict_from, ours_to_timm, round_channels, timm_to_ours
+from dlroadmap.models.vision.resnet import resnet18
 
 
 @pytest.mark.parametrize("variant,count", [("b0", 5_288_548), ("b1", 7_794_184), ("b2", 9_109_994), ("b3", 12_233_232)])
@@ -45,7 +44,7 @@ def test_timm_keys_map_to_torchvision_keys():
 def test_loading_reproduces_outputs(source):
     torch.manual_seed(0)
     donor = EfficientNet("b0").eval()
-    sd = donor.state_dict() if source == "torchvision" else _timm_names(donor.state_dict())
+    sd = donor.state_dict() if source == "torchvision" else ours_to_timm(donor.state_dict())
     if source == "timm":
         assert "blocks.3.2.conv_pwl.weight" in sd and "conv_stem.weight" in sd
     torch.manual_seed(1)

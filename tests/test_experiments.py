@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dlroadmap import registry
-from dlroadmap.experiments import make_config, run_node
+from dlroadmap.runner import make_config, run_node
 
 IMPLEMENTED = [n for n in registry.load().nodes if n.implemented]
 
@@ -45,7 +45,6 @@ def test_fnn_backprop_quick(tmp_path):
 
 
 def test_quick_preset_is_smaller():
-    from dlroadmap.experiments.fnn_backprop import Config
-
+    Config = registry.load().get("p2.fnn.backprop").load_experiment().Config
     q, full = Config.quick(), Config()
     assert q.epochs < full.epochs

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlroadmap.deploy.bundle import find_bundle, read_bundle, save_bundle, save_trained
+from dlroadmap.deploy.bundle import find_bundle, normalisation, read_bundle, save_bundle, save_trained
 from dlroadmap.deploy.export import export, run_onnx, run_torchscript, sample_inputs, tflite_python
 from dlroadmap.io import file_hash
-from dlroadmap.models.lenet import LeNet5
+from dlroadmap.models.vision.lenet import LeNet5
 from dlroadmap.models.mlp import MLP
 
 
@@ -94,7 +94,7 @@ def test_probabilities_include_preprocessing(lenet):
 def test_mlp_bundle_exports_too(tmp_path):
     kwargs = {"in_features": 64, "hidden": [32], "out_features": 10}
     b = save_bundle(tmp_path / "b", MLP(**kwargs), name="mlp", family="mlp", kwargs=kwargs, input_shape=[64],
-                    classes=list("0123456789"), mean=[1.0] * 64, std=[2.0] * 64, source={})
+                    classes=list("0123456789"), preprocessing=normalisation([1.0] * 64, [2.0] * 64), source={})
     card = export(read_bundle(b), tmp_path / "e", ["onnx", "torchscript"])
     assert set(card["files"]) == {"onnx", "torchscript"} and "real" not in card["files"]["onnx"]["max_abs_diff_vs_eager"]
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from dlroadmap.data.text import WindowLoader, split_text
-from dlroadmap.models.attention import scaled_dot_product_attention
-from dlroadmap.models.gpt import GPT, CharTokenizer, GPTConfig
+from dlroadmap.models.sequence.attention import scaled_dot_product_attention
+from dlroadmap.models.sequence.gpt import GPT, CharTokenizer, GPTConfig
 
 
 def small(**kw):

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from dlroadmap import registry
-from dlroadmap.experiments import make_config, run_node
+from dlroadmap.runner import make_config, run_node
 from dlroadmap.report import write_report
 
 

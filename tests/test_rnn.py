@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlroadmap.models.rnn import Recurrent, SequenceClassifier
+from dlroadmap.models.sequence.rnn import Recurrent, SequenceClassifier
 
 TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 

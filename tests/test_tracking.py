@@ -93,3 +93,19 @@ def test_several_backends_at_once_and_console(tmp_path, capsys):
     assert "val_acc=0.8" in capsys.readouterr().err
     assert t.series("train_loss")[0] == (1, 1.0)
     assert (tmp_path / "node" / "plots" / "curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_wandb_keeps_rows_of_sub_runs_that_restart_their_steps(tmp_path, monkeypatch):
+    """fit_classifier streams each sub-run (e.g. one per optimiser) from epoch 1: no row may be dropped."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    from dlroadmap.train import Tracker
+    from dlroadmap.train.wandb_reader import history
+
+    with Tracker(tmp_path / "node", "wandb", root=tmp_path, run_name="node") as t:
+        for prefix in ("sgd", "adam"):
+            for step in (1, 2, 3):
+                t.log_metrics({f"{prefix}/val_acc": step / 10}, step=step)
+    rows = history(next(next((tmp_path / "wandb").glob("offline-run-*")).glob("run-*.wandb")))
+    assert [r.get("sgd/val_acc", r.get("adam/val_acc")) for r in rows] == [0.1, 0.2, 0.3] * 2
+    assert [r["_step"] for r in rows] == [1, 2, 3, 4, 5, 6] and [r.get("step") for r in rows[3:]] == [1, 2, 3]

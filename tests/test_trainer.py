@@ -98,11 +98,11 @@ def test_gradient_clipping_bounds_the_update():
 
 def test_step_scheduler_and_plateau_scheduler():
     tr = make(max_epochs=2)
-    tr.scheduler = torch.optim.lr_scheduler.StepLR(tr.optimizer, step_size=1, gamma=0.5)
+    tr.schedulers["main"] = torch.optim.lr_scheduler.StepLR(tr.optimizer, step_size=1, gamma=0.5)
     tr.fit(*loaders())
     assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.25)
     tr = make(max_epochs=3, lr=0.05)
-    tr.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(tr.optimizer, patience=0, factor=0.1, threshold=10.0)
+    tr.schedulers["main"] = torch.optim.lr_scheduler.ReduceLROnPlateau(tr.optimizer, patience=0, factor=0.1, threshold=10.0)
     tr.fit(*loaders())
     assert tr.optimizer.param_groups[0]["lr"] < 0.05
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlroadmap.models.transformer import DecoderBlock, EncoderBlock, PositionalEncoding, Seq2SeqTransformer, rope, sinusoidal_encoding
+from dlroadmap.models.sequence.transformer import DecoderBlock, EncoderBlock, PositionalEncoding, Seq2SeqTransformer, rope, sinusoidal_encoding
 
 
 @pytest.mark.parametrize("norm_first", [False, True])

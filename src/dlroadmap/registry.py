@@ -2,10 +2,12 @@
 
 Each bullet of ROADMAP.md is a `Node`. A node's status is one of
   missing      not built yet (declared in roadmap.toml)
-  implemented  code, tests and an experiment exist
-  verified     implemented, and its expectations were met in the last recorded result
-The first two come from the toml; "verified" (or "failed") is derived from the results on disk,
-so the registry never claims more than the last run showed.
+  implemented  code, tests and an experiment exist, no run recorded
+  verified     its latest run was of a declared preset (quick or full) and met every expectation
+  custom       its latest run used overridden settings (--set, --precision): it verifies nothing
+  failed       its latest run missed an expectation, crashed or was interrupted
+The first two come from the toml; the others are derived from the latest result on disk, so the
+registry never claims more than the last run showed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ else:  # pragma: no cover - Python 3.10
 from dlroadmap.errors import UserError
 
 ROADMAP_TOML = Path(__file__).with_name("roadmap.toml")
-STATUSES = ("missing", "implemented", "verified", "failed")
+STATUSES = ("missing", "implemented", "verified", "custom", "failed")
 
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
@@ -78,26 +80,26 @@ class Node:
     status: str = "missing"
     code: tuple[str, ...] = ()
     tests: tuple[str, ...] = ()
-    experiment: str | None = None
     expect: tuple[Expectation, ...] = ()
     refs: tuple[str, ...] = ()
     notes: str = ""
 
     @property
     def implemented(self) -> bool:
-        return self.status != "missing" and self.experiment is not None
+        return self.status != "missing"
+
+    @property
+    def experiment(self) -> str:
+        """Where the node's experiment lives, by rule: "p2.cnn.filters" -> "dlroadmap.experiments.p2.cnn:filters"."""
+        return f"dlroadmap.experiments.{self.phase}.{self.topic}:{self.id.split('.')[-1]}"
 
     def load_experiment(self):
-        """The node's experiment: an object with `Config` and `run(config, tracker)`.
-
-        `experiment = "module"` names a module of dlroadmap.experiments that defines both;
-        `experiment = "module:name"` names an `Experiment(Config, run)` inside a topic's module.
-        """
-        if not self.experiment:
+        """The node's experiment: an `Experiment(Config, run)` named after the bullet in its topic's module."""
+        if not self.implemented:
             raise UserError(f"node {self.id} is not implemented yet (status: missing); see `dlr list`")
         module_name, _, attr = self.experiment.partition(":")
-        module = importlib.import_module(f"dlroadmap.experiments.{module_name}")
-        return getattr(module, attr) if attr else module
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
 
     def check(self, metrics: dict[str, float], quick: bool = True) -> list[tuple[Expectation, bool | None]]:
         """Each expectation that applies to this mode, with True/False (or None: not measured)."""
@@ -151,7 +153,7 @@ class Roadmap:
 
 
 def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
-    known = {"id", "title", "status", "code", "tests", "experiment", "expect", "refs", "notes"}
+    known = {"id", "title", "status", "code", "tests", "expect", "refs", "notes"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"roadmap.toml: node {raw.get('id')} has unknown keys {sorted(unknown)}")
@@ -173,7 +175,6 @@ def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
         status=status,
         code=tuple(raw.get("code", ())),
         tests=tuple(raw.get("tests", ())),
-        experiment=raw.get("experiment"),
         expect=tuple(expect),
         refs=tuple(raw.get("refs", ())),
         notes=raw.get("notes", ""),
@@ -191,6 +192,8 @@ def parse(text: str) -> Roadmap:
             for n in nodes:
                 if n.id in by_id:
                     raise ValueError(f"roadmap.toml: duplicate node id {n.id}")
+                if n.id.rsplit(".", 1)[0] != f"{p['id']}.{t['id']}":
+                    raise ValueError(f"roadmap.toml: node {n.id} sits in {p['id']}.{t['id']}: its id must be {p['id']}.{t['id']}.<bullet>")
                 by_id[n.id] = n
             topics.append(Topic(t["id"], t["title"], nodes))
         phases.append(Phase(p["id"], p["title"], tuple(topics)))
@@ -223,7 +226,28 @@ def status_from(node: Node, result: dict | None) -> str:
         return "missing"
     if result is None:
         return "implemented"
-    return "verified" if result.get("passed") else "failed"
+    if not result.get("passed"):
+        return "failed"
+    return "custom" if preset_from(result) == "custom" else "verified"
+
+
+def preset_from(result: dict) -> str:
+    """"quick", "full" or "custom": which configuration the run used."""
+    return result.get("preset") or ("quick" if result.get("quick") else "full")
+
+
+def describe_run(result: dict | None) -> str:
+    """'quick, 2026-11-25 19:40 UTC, 3 seeds' : how and when a node's latest run ran."""
+    if result is None:
+        return ""
+    parts = [preset_from(result)]
+    if result.get("finished"):
+        parts.append(result["finished"][:16].replace("T", " ") + " UTC")
+    if result.get("seeds"):
+        parts.append(f"{len(result['seeds'])} seeds")
+    if result.get("error"):
+        parts.append("error: " + result["error"][:80])
+    return ", ".join(parts)
 
 
 def status_of(node: Node, out: Path | None) -> str:

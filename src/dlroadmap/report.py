@@ -18,7 +18,7 @@ from dlroadmap import __version__, registry
 from dlroadmap.registry import fmt_value
 from dlroadmap.io import write_text
 
-COLORS = {"missing": "#d9d9d9", "implemented": "#ffd666", "verified": "#73d13d", "failed": "#ff7875"}
+COLORS = {"missing": "#d9d9d9", "implemented": "#ffd666", "verified": "#73d13d", "custom": "#87e8de", "failed": "#ff7875"}
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -59,7 +59,8 @@ def collect(out: Path) -> dict[str, dict[str, Any]]:
     if summary.is_file():
         try:
             for r in json.loads(summary.read_text()).get("nodes", []):
-                if r.get("error"):
+                # A tour error that left no result.json (e.g. a bad config): a later run's result.json wins.
+                if r.get("error") and r["node"] not in results:
                     results[r["node"]] = r
         except (OSError, json.JSONDecodeError):
             pass
@@ -108,7 +109,7 @@ def render(out: Path) -> str:
         if r.get("error"):
             parts.append(f"<p class=fail>error: {_esc(r['error'])}</p></section>")
             continue
-        parts.append(f"<div>{'quick' if r.get('quick') else 'full'} mode &middot; {r.get('seconds', 0):.1f} s</div>")
+        parts.append(f"<div>{_esc(registry.describe_run(r))} &middot; {r.get('seconds', 0):.1f} s</div>")
         if r.get("notes"):
             parts.append(f"<p>{_esc(r['notes'])}</p>")
         parts.append("<table><tr><th>metric</th><th>value</th><th>expected</th><th>pass</th></tr>")
@@ -117,12 +118,15 @@ def render(out: Path) -> str:
             e = expected.get(k)
             exp = f"{e['op']} {fmt_value(e['value'])}" if e else ""
             ok = "" if e is None else ('<span class=pass>yes</span>' if e["passed"] else '<span class=fail>no</span>')
+            if "metrics_min" in r and k in r["metrics_min"]:  # several seeds: mean (min to max)
+                v = f"{fmt_value(v)} ({fmt_value(r['metrics_min'][k])} to {fmt_value(r['metrics_max'][k])})"
             parts.append(f"<tr><td>{_esc(k)}</td><td>{_esc(fmt_value(v))}</td><td>{_esc(exp)}</td><td>{ok}</td></tr>")
         for k, e in expected.items():
             if k not in r.get("metrics", {}):
                 parts.append(f"<tr><td>{_esc(k)}</td><td>(not measured)</td><td>{_esc(e['op'])} {fmt_value(e['value'])}</td><td class=fail>no</td></tr>")
         parts.append("</table>")
-        plots = sorted((out / node.id / "plots").glob("*.png"))
+        plot_dir = out / node.id / (f"seed-{r['seeds'][0]}" if r.get("seeds") else "") / "plots"
+        plots = sorted(plot_dir.glob("*.png"))
         if plots:
             parts.append("<div class=plots>" + "".join(_img(p) for p in plots) + "</div>")
         cfg = r.get("config", {})

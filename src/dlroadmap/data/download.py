@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlroadmap.data.embedded import Dataset
+from dlroadmap.data.dataset import Dataset
 from dlroadmap.errors import DataError
 from dlroadmap.io import atomic_path, file_hash
 
@@ -39,6 +39,7 @@ class Remote:
     base_url: str
     files: tuple[RemoteFile, ...]
     about: str
+    loader: str = "fetch(NAME, FILE)"  # the call that loads it, for messages: "load_idx_dataset('mnist')"
 
 
 _IDX = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -50,24 +51,24 @@ DOWNLOADABLE: dict[str, Remote] = {
         tuple(RemoteFile(n, m) for n, m in zip(_IDX, (
             "f68b3c2dcbeaaa9fbdd348bbdeb94873", "d53e105ee54ea40749a09fcbcd1e9432",
             "9fb629c4189551a2d022fa330f9573f3", "ec29112dd5afa0611ce80d1b7f02629c")))
-        , "60k+10k 28x28 handwritten digits"),
+        , "60k+10k 28x28 handwritten digits", "load_idx_dataset('mnist')"),
     # Xiao, Rasul & Vollgraf 2017, arXiv:1708.07747.
     "fashion-mnist": Remote(
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
         tuple(RemoteFile(n, m) for n, m in zip(_IDX, (
             "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
             "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"))),
-        "60k+10k 28x28 clothing images"),
+        "60k+10k 28x28 clothing images", "load_idx_dataset('fashion-mnist')"),
     # Karpathy's char-rnn corpus, used by nanoGPT's shakespeare_char.
     "tinyshakespeare": Remote(
         "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",
         (RemoteFile("input.txt", "6fb458f1232090904fb40fe944165e91"),),
-        "1.1 MB of Shakespeare, 65 distinct characters"),
+        "1.1 MB of Shakespeare, 65 distinct characters", "load_tinyshakespeare()"),
     # Krizhevsky 2009, the python-pickle version.
     "cifar10": Remote(
         "https://www.cs.toronto.edu/~kriz/",
         (RemoteFile("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
-        "50k+10k 32x32 colour images, 10 classes"),
+        "50k+10k 32x32 colour images, 10 classes", "load_cifar10()"),
 }
 
 CLASSES = {

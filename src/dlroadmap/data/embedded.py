@@ -6,26 +6,14 @@ metadata, so experiments can split, standardise and batch them the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
-from dlroadmap.errors import DataError
+from dlroadmap.data.dataset import Dataset
 
 
-@dataclass
-class Dataset:
-    name: str
-    X: np.ndarray
-    y: np.ndarray | None
-    classes: list[str] = field(default_factory=list)
-    shape: tuple[int, ...] = ()  # per-sample shape, e.g. (28, 28) for images
-    source: str = ""
-
-    def __len__(self) -> int:
-        return len(self.X)
 
 
 def _sklearn(loader_name: str, name: str, shape: tuple[int, ...] | None = None) -> Dataset:
@@ -139,13 +127,3 @@ EMBEDDED: dict[str, Callable[..., Dataset]] = {
     "blobs": blobs,
     "linear_regression": linear_regression,
 }
-
-
-def load(name: str, **kwargs) -> Dataset:
-    """Load an embedded dataset by name (`digits`, `mnist5k`, `xor`, ...)."""
-    if name not in EMBEDDED:
-        from dlroadmap.data.download import DOWNLOADABLE
-
-        hint = " (it is downloadable: use dlroadmap.data.load_downloadable)" if name in DOWNLOADABLE else ""
-        raise DataError(f"unknown dataset {name!r}{hint}; embedded datasets: {', '.join(EMBEDDED)}")
-    return EMBEDDED[name](**kwargs)

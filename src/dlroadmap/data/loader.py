@@ -8,9 +8,65 @@ it has already seen, and gets exactly the same batches as the uninterrupted run.
 
 from __future__ import annotations
 
-from typing import Iterator
+import itertools
+from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 import torch
+
+
+@runtime_checkable
+class ResumableLoader(Protocol):
+    """What the Trainer needs of a loader to resume exactly: the batches of epoch e depend only on
+    (seed, e), and an epoch can be entered at any batch. TensorLoader, text.WindowLoader, NoData and
+    Replay satisfy it."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def iter_from(self, start_batch: int) -> Iterator[Sequence[Any]]: ...
+
+
+class NoData:
+    """For training by step budget with no dataset (RL, diffusion): each "batch" is an empty tuple and
+    the step makes its own data from the seeded RNGs. `steps` batches make one round (an "epoch":
+    where the Trainer validates, logs and checkpoints)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def iter_from(self, start_batch: int) -> Iterator[tuple[()]]:
+        return (() for _ in range(start_batch, self.steps))
+
+
+class Replay:
+    """Any re-iterable loader (e.g. torch's DataLoader with a seeded sampler) made resumable by replaying
+    an epoch and skipping the batches already trained on: correct only when iteration is deterministic."""
+
+    def __init__(self, loader: Iterable):
+        self.loader = loader
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.loader, "set_epoch"):
+            self.loader.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def iter_from(self, start_batch: int) -> Iterator[Sequence[Any]]:
+        return itertools.islice(iter(self.loader), start_batch, None)
+
+
+def resumable(loader: Iterable) -> ResumableLoader:
+    return loader if isinstance(loader, ResumableLoader) else Replay(loader)
 
 
 class TensorLoader:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from dlroadmap.data.download import load_idx_dataset
-from dlroadmap.data.embedded import Dataset, load
+from dlroadmap.data.catalog import load
+from dlroadmap.data.dataset import Dataset
 from dlroadmap.data.splits import split
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlroadmap.data.embedded import Dataset
+from dlroadmap.data.dataset import Dataset
 
 
 @dataclass

@@ -16,27 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from dlroadmap.errors import UserError
 from dlroadmap.io import atomic_path, write_json
+from dlroadmap.models.families import build
 from dlroadmap.train.checkpoint import PICKLE_SUFFIXES, load_weights, save_weights
 
 WEIGHTS, CONFIG = "model.safetensors", "model_config.json"
-
-
-def _builders() -> dict[str, Callable[..., nn.Module]]:
-    # Imported here so that reading a bundle's config does not import every model family.
-    from dlroadmap.models.alexnet import AlexNet
-    from dlroadmap.models.lenet import LeNet5
-    from dlroadmap.models.mlp import MLP
-    from dlroadmap.models.resnet import resnet_small
-    from dlroadmap.models.vgg import VGG
-
-    return {"mlp": MLP, "lenet5": LeNet5, "resnet_small": resnet_small, "vgg_small": VGG.small, "alexnet_small": AlexNet.small}
 
 
 @dataclass
@@ -63,11 +53,10 @@ class Bundle:
 
     def build(self) -> nn.Module:
         """The trained network (eval mode) with its weights loaded from safetensors."""
-        family = self.config["family"]
-        builders = _builders()
-        if family not in builders:
-            raise UserError(f"{self.path / CONFIG}: unknown model family {family!r}; known: {', '.join(sorted(builders))}")
-        model = builders[family](**self.config.get("kwargs", {}))
+        try:
+            model = build(self.config["family"], self.config.get("kwargs", {}))
+        except UserError as e:
+            raise UserError(f"{self.path / CONFIG}: {e}") from None
         model.load_state_dict(load_weights(self.weights))
         return model.eval()
 
@@ -90,18 +79,24 @@ class ServingModel(nn.Module):
         return torch.softmax(self.net((x - self.mean) / self.std), dim=-1)
 
 
+def normalisation(mean: float | list[float], std: float | list[float]) -> dict[str, Any]:
+    """The preprocessing record of an image model: what ServingModel applies before the network."""
+    return {"formula": "(x - mean) / std", "mean": mean, "std": std}
+
+
 def save_bundle(path: str | Path, model: nn.Module, *, name: str, family: str, kwargs: dict[str, Any], input_shape: list[int],
-                classes: list[str], mean: float | list[float], std: float | list[float], source: dict[str, Any],
-                dataset: str | None = None) -> Path:
+                classes: list[str], preprocessing: dict[str, Any], source: dict[str, Any], dataset: str | None = None) -> Path:
     """Write weights then config, each atomically; the config is written last, so a folder with a
-    config always has complete weights beside it."""
+    config always has complete weights beside it. One schema for every saved model:
+    name, family + kwargs (models/families.py rebuilds it), input_shape, classes (class names, or a
+    language model's vocabulary), dataset, preprocessing (image normalisation, or the tokenizer), source."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / WEIGHTS, suffix=".safetensors") as tmp:
         save_weights(model.state_dict(), tmp, metadata={"family": family})
     write_json(path / CONFIG, {
         "name": name, "family": family, "kwargs": kwargs, "input_shape": [int(s) for s in input_shape], "classes": classes, "dataset": dataset,
-        "preprocessing": {"formula": "(x - mean) / std", "mean": mean, "std": std}, "source": source,
+        "preprocessing": preprocessing, "source": source,
     })
     return path
 
@@ -111,7 +106,8 @@ def save_trained(path: str | Path, model: nn.Module, data: Any, *, name: str, fa
     """`save_bundle` for a model trained on `data` (a `dlroadmap.data.Tensors`): its input shape, class
     names, dataset name and normalisation statistics come from there."""
     return save_bundle(path, model, name=name, family=family, kwargs=kwargs, input_shape=list(data.X_train.shape[1:]),
-                       classes=data.classes, dataset=data.name, mean=data.mean, std=data.std, source=source)
+                       classes=data.classes, dataset=data.name, source=source,
+                       preprocessing=normalisation(data.mean, data.std))
 
 
 def read_bundle(path: str | Path) -> Bundle:

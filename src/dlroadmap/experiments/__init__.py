@@ -1,5 +1,11 @@
-"""One experiment per roadmap topic: a typed Config (with a quick preset) and run(config, tracker) -> Result."""
+"""Experiments, one module per roadmap topic in phase folders (p1 ... p4, tools).
 
-from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result, make_config, run_node
+Node `p2.cnn.filters` is `filters = Experiment(Config, run_filters)` in `experiments/p2/cnn.py`:
+a typed Config (with a quick preset) and run(config, tracker) -> Result. Experiment modules are
+leaves: nothing imports them; what they share lives in models/, train/, data/, evaluate/.
+Run them through `dlroadmap.runner`.
+"""
 
-__all__ = ["Experiment", "ExperimentConfig", "Result", "make_config", "run_node"]
+from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
+
+__all__ = ["Experiment", "ExperimentConfig", "Result"]

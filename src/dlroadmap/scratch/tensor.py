@@ -13,7 +13,7 @@ Everything is vectorised; float64 and float32 are both kept as given.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 

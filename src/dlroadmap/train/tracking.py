@@ -49,12 +49,24 @@ class MLflowBackend:
 
         self.tracking_uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
-        exp = self.client.get_experiment_by_name(experiment)
-        if exp is None:
-            exp_id = self.client.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
-        else:
-            exp_id = exp.experiment_id
+        exp_id = self.experiment_id(self.client, root, experiment)
         self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+
+    @staticmethod
+    def experiment_id(client: Any, root: Path, experiment: str) -> str:
+        """The experiment's id, creating the store's tables and the experiment on first use. Worker
+        processes of `dlr tour --jobs` find both made by the parent: sqlite then sees only row writes."""
+        exp = client.get_experiment_by_name(experiment)
+        if exp is not None:
+            return exp.experiment_id
+        return client.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
+
+    @classmethod
+    def prepare(cls, root: Path, experiment: str = "dlroadmap") -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        from mlflow.tracking import MlflowClient
+
+        cls.experiment_id(MlflowClient(tracking_uri=f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"), Path(root), experiment)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -116,12 +128,20 @@ class WandbBackend:
                               settings=wandb.Settings(console="off", x_disable_stats=True))
         self.dir = Path(self.run.dir).parent
         self.offline = mode == "offline"
+        self._row = -1
 
     def log_params(self, params: dict[str, Any]) -> None:
         self.run.config.update(_flat(params), allow_val_change=True)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        self.run.log({k: float(v) for k, v in metrics.items()}, step=step)
+        # W&B drops a row whose step is not above the last one; an experiment with several sub-runs
+        # (each counting epochs from 1) would lose all but the first. W&B's step follows ours while it
+        # grows and otherwise just continues; our own step then travels in the row as "step".
+        row = {k: float(v) for k, v in metrics.items()}
+        self._row = max(self._row + 1, step)
+        if self._row != step:
+            row["step"] = float(step)
+        self.run.log(row, step=self._row)
 
     def log_artifact(self, path: Path, subdir: str | None) -> None:
         self.run.save(str(path), base_path=str(path.parent if subdir is None else path.parent.parent), policy="now")
@@ -247,3 +267,27 @@ class Tracker:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close("ok" if exc_type is None else "failed")
+
+
+def demo_run(backend: str, root: Path, *, epochs: int, seed: int = 0, device: str = "auto") -> tuple["Tracker", list[dict]]:
+    """A small MLP trained on digits through the Trainer, logged to one backend only: what the Tools
+    nodes read back with each tool's own reader (MlflowClient, EventAccumulator, wandb's reader)."""
+    import torch
+
+    from dlroadmap.data import TensorLoader, classification_tensors
+    from dlroadmap.evaluate.metrics import accuracy
+    from dlroadmap.evaluate.plots import learning_curves
+    from dlroadmap.models.mlp import MLP
+    from dlroadmap.train.trainer import Trainer, seed_everything
+
+    seed_everything(seed)
+    data = classification_tensors("digits", seed=seed)
+    model = MLP(64, [64], 10)
+    with Tracker(root / "run", backend, root=root, run_name=f"{backend}-demo", tags={"node": f"{backend}-demo"}) as t:
+        t.log_params({"epochs": epochs, "hidden": [64], "lr": 3e-3})
+        trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=3e-3), max_epochs=epochs, device=device,
+                          seed=seed, metrics={"acc": accuracy}, tracker=t)
+        history = trainer.fit(TensorLoader(data.X_train, data.y_train, batch_size=64, shuffle=True, seed=seed),
+                              TensorLoader(data.X_val, data.y_val, batch_size=500))
+        t.log_figure(learning_curves(history, title=f"logged to {backend}"), "learning_curves")
+    return t, history

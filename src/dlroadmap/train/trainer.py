@@ -4,12 +4,19 @@ The training step itself is four lines (forward, loss, backward, step). Everythi
 engineering that every experiment gets for free: device choice, bf16 autocast, gradient clipping,
 LR schedules, callbacks, a progress bar, a NaN/inf guard, seeding, and checkpoints that resume
 exactly (same batches, same RNG draws, same weights, bit for bit).
+
+Two ways to train beyond "one optimiser, one loss per batch":
+  - several optimisers (a GAN's discriminator and generator): pass `optimizer={"d": ..., "g": ...}`
+    and a `manual_step(trainer, batch) -> {name: value}` that calls `trainer.optimize(name, loss)`
+    for each update it wants, in its own order (Lightning's "manual optimisation", without hooks);
+  - a step budget instead of epochs (RL, diffusion): `max_steps=N`; with no dataset, `fit(None)`
+    gives the step an empty batch `()` and the step draws its own data from the seeded RNGs;
+    `eval_every` steps make one round of validation, logging and checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import random
 from pathlib import Path
@@ -20,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlroadmap.data.loader import NoData, ResumableLoader, resumable
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.train import checkpoint as ckpt
 from dlroadmap.train.callbacks import Callback, ModelCheckpoint
@@ -27,6 +35,7 @@ from dlroadmap.train.callbacks import Callback, ModelCheckpoint
 PRECISIONS = ("fp32", "bf16")
 StepFn = Callable[[nn.Module, Sequence[torch.Tensor]], "tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]"]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
+ManualStepFn = Callable[["Trainer", Sequence[torch.Tensor]], "dict[str, float | torch.Tensor]"]
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -92,10 +101,12 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        optimizer: torch.optim.Optimizer,
+        optimizer: torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
         loss_fn: Callable = F.cross_entropy,
         *,
-        max_epochs: int = 10,
+        max_epochs: int | None = None,
+        max_steps: int | None = None,
+        eval_every: int | None = None,
         scheduler: Any = None,
         scheduler_interval: str = "epoch",
         device: str | torch.device = "auto",
@@ -106,6 +117,8 @@ class Trainer:
         seed: int = 0,
         metrics: dict[str, MetricFn] | None = None,
         step: StepFn | None = None,
+        manual_step: ManualStepFn | None = None,
+        log_prefix: str = "",
         description: str = "train",
         deterministic: bool = True,
     ):
@@ -113,12 +126,29 @@ class Trainer:
             raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError("scheduler_interval must be 'epoch' or 'step'")
+        if isinstance(optimizer, dict) and manual_step is None:
+            raise ValueError("several optimizers need a manual_step that says which one each update uses")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
         self.device = device if isinstance(device, torch.device) else pick_device(device)
         self.model = model.to(self.device)
-        self.optimizer = optimizer
+        # Optimisers (and their schedulers) by name; a single one is called "main".
+        self.optimizers: dict[str, torch.optim.Optimizer] = dict(optimizer) if isinstance(optimizer, dict) else {"main": optimizer}
+        self.optimizer = next(iter(self.optimizers.values()))
+        if scheduler is None:
+            self.schedulers: dict[str, Any] = {}
+        elif isinstance(scheduler, dict):
+            self.schedulers = dict(scheduler)
+        else:
+            self.schedulers = {next(iter(self.optimizers)): scheduler}
+        unknown = set(self.schedulers) - set(self.optimizers)
+        if unknown:
+            raise ValueError(f"schedulers for unknown optimizers {sorted(unknown)}")
         self.loss_fn = loss_fn
-        self.max_epochs = max_epochs
-        self.scheduler = scheduler
+        self.max_steps = max_steps
+        # Without a step budget, epochs bound training (10 unless given); with one, only if given.
+        self.max_epochs = max_epochs if max_epochs is not None else (10 if max_steps is None else 2**62)
+        self.eval_every = eval_every
         self.scheduler_interval = scheduler_interval
         self.precision = precision
         self.grad_clip = grad_clip
@@ -129,6 +159,8 @@ class Trainer:
         self.seed = seed
         self.metrics = metrics or {}
         self.step_fn = step or (lambda m, b: supervised_step(m, b, self.loss_fn))
+        self.manual_step = manual_step
+        self.log_prefix = log_prefix
         self.description = description
         self.deterministic = deterministic
         # Counters: everything needed to resume exactly.
@@ -137,7 +169,7 @@ class Trainer:
         self.batch_in_epoch = 0     # batches of the current epoch already trained on
         self.should_stop = False
         self.history: list[dict[str, float]] = []
-        self._loss_sum = 0.0
+        self._sums: dict[str, float] = {}  # running sums of the step's logged values over this epoch
         self._seen = 0
         self.last_checkpoint: Path | None = None
 
@@ -154,22 +186,40 @@ class Trainer:
         return tuple(t.to(self.device, non_blocking=True) for t in batch)
 
     # --- the training step -------------------------------------------------------------------
-    def training_step(self, batch: Sequence[torch.Tensor]) -> float:
+    def training_step(self, batch: Sequence[torch.Tensor]) -> dict[str, float]:
+        """One step; returns the values to average over the epoch ({"loss": ...} by default)."""
         batch = self._to_device(batch)
+        if self.manual_step is not None:
+            logs = self.manual_step(self, batch)
+            return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
         with self.autocast():
             loss, _, _ = self.step_fn(self.model, batch)
+        return {"loss": self.optimize("main", loss)}
+
+    def optimize(self, name: str, loss: torch.Tensor, parameters: Iterable[torch.Tensor] | None = None) -> float:
+        """One update of optimiser `name`: zero its gradients, backpropagate `loss`, clip, step.
+
+        A manual step calls this once per update (e.g. discriminator, then generator). Gradients are
+        zeroed on `parameters` (default: the optimiser's own), so an update never sees gradients that
+        another network's loss left behind. Returns the loss as a float; stops on NaN/inf.
+        """
         value = loss.item()
         if not math.isfinite(value):
-            self._diverged(f"loss became {value}")
-        self.optimizer.zero_grad(set_to_none=True)
+            self._diverged(f"loss {name if name != 'main' else ''} became {value}".replace("  ", " "))
+        opt = self.optimizers[name]
+        params = list(parameters) if parameters is not None else [p for g in opt.param_groups for p in g["params"]]
+        opt.zero_grad(set_to_none=True)
+        for p in params:
+            p.grad = None
         loss.backward()
         if self.grad_clip is not None:
-            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            norm = nn.utils.clip_grad_norm_(params, self.grad_clip)
             if not torch.isfinite(norm):
                 self._diverged(f"gradient norm became {norm.item()}")
-        self.optimizer.step()
-        if self.scheduler is not None and self.scheduler_interval == "step":
-            self.scheduler.step()
+        opt.step()
+        sched = self.schedulers.get(name)
+        if sched is not None and self.scheduler_interval == "step":
+            sched.step()
         return value
 
     def _diverged(self, what: str) -> None:
@@ -180,9 +230,15 @@ class Trainer:
         )
 
     # --- fit -----------------------------------------------------------------------------------
-    def fit(self, train_loader: Iterable, val_loader: Iterable | None = None, *, resume: bool | str | Path = False) -> list[dict[str, float]]:
-        """Train for max_epochs (or until a callback stops). `resume=True` continues from the latest
-        checkpoint of the ModelCheckpoint callback, `resume=PATH` from that checkpoint folder."""
+    def fit(self, train_loader: Iterable | None, val_loader: Iterable | None = None, *, resume: bool | str | Path = False) -> list[dict[str, float]]:
+        """Train for max_epochs or max_steps (or until a callback stops). `resume=True` continues from the
+        latest checkpoint of the ModelCheckpoint callback, `resume=PATH` from that checkpoint folder.
+        `train_loader=None` (with max_steps): no dataset, the step makes its own data."""
+        if train_loader is None:
+            if self.max_steps is None:
+                raise ValueError("fit(None) trains by step budget: give the Trainer max_steps")
+            train_loader = NoData(self.eval_every or self.max_steps)
+        loader = resumable(train_loader)
         seed_everything(self.seed, self.deterministic)
         if resume:
             path = self._resume_path(resume)
@@ -190,14 +246,14 @@ class Trainer:
                 self.load_checkpoint(path)
         for cb in self.callbacks:
             cb.on_fit_start(self)
-        n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
+        n_batches = len(loader)
         from dlroadmap.ui import progress
 
         with progress() as bar:
-            total = n_batches * self.max_epochs if n_batches else None
-            task = bar.add_task(self.description, total=total, info="", completed=self.epoch * (n_batches or 0) + self.batch_in_epoch) if bar else None
-            while self.epoch < self.max_epochs and not self.should_stop:
-                if self._train_epoch(train_loader, bar, task):
+            total = self.max_steps if self.max_steps is not None else n_batches * self.max_epochs
+            task = bar.add_task(self.description, total=total, info="", completed=self.global_step) if bar else None
+            while self.epoch < self.max_epochs and not self.should_stop and not self.budget_spent:
+                if self._train_epoch(loader, bar, task):
                     self._end_epoch(val_loader, bar, task)
             if bar is not None:
                 bar.remove_task(task)
@@ -205,53 +261,56 @@ class Trainer:
             cb.on_fit_end(self)
         return self.history
 
-    def _train_epoch(self, loader: Iterable, bar, task) -> bool:
-        """Train on the rest of the current epoch; False when a callback stopped it midway."""
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(self.epoch)
+    @property
+    def budget_spent(self) -> bool:
+        return self.max_steps is not None and self.global_step >= self.max_steps
+
+    def _train_epoch(self, loader: ResumableLoader, bar, task) -> bool:
+        """Train on the rest of the current epoch (or up to the step budget); False when a callback stopped it midway."""
+        loader.set_epoch(self.epoch)
         self.model.train()
-        if hasattr(loader, "iter_from"):
-            batches = loader.iter_from(self.batch_in_epoch)
-        else:  # any iterable: replay and skip the batches already done (must be deterministic)
-            batches = itertools.islice(iter(loader), self.batch_in_epoch, None)
         update_every = 10
-        for batch in batches:
-            loss = self.training_step(batch)
-            n = len(batch[0])
-            self._loss_sum += loss * n
+        for batch in loader.iter_from(self.batch_in_epoch):
+            logs = self.training_step(batch)
+            n = len(batch[0]) if len(batch) else 1
+            for k, v in logs.items():
+                self._sums[k] = self._sums.get(k, 0.0) + v * n
             self._seen += n
             self.batch_in_epoch += 1
             self.global_step += 1
             for cb in self.callbacks:
                 cb.on_train_batch_end(self)
-            if bar is not None and self.batch_in_epoch % update_every == 0:
-                bar.update(task, advance=update_every, info=f"epoch {self.epoch + 1}/{self.max_epochs} loss {loss:.4f}")
-            if self.should_stop:
+            if bar is not None and self.global_step % update_every == 0:
+                shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items())
+                bar.update(task, completed=self.global_step, info=f"epoch {self.epoch + 1} {shown}")
+            if self.should_stop or self.budget_spent:
                 break
         if bar is not None:
-            bar.update(task, advance=self.batch_in_epoch % update_every)
+            bar.update(task, completed=self.global_step)
         return not self.should_stop
 
     def _end_epoch(self, val_loader: Iterable | None, bar, task) -> None:
-        metrics: dict[str, float] = {"train_loss": self._loss_sum / max(self._seen, 1)}
+        metrics: dict[str, float] = {f"train_{k}": v / max(self._seen, 1) for k, v in self._sums.items()}
         if val_loader is not None:
             metrics.update(self.evaluate(val_loader, prefix="val_"))
-        if self.scheduler is not None and self.scheduler_interval == "epoch":
-            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(metrics.get("val_loss", metrics["train_loss"]))
-            else:
-                self.scheduler.step()
+        if self.scheduler_interval == "epoch":
+            for sched in self.schedulers.values():
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(metrics.get("val_loss", metrics.get("train_loss")))
+                else:
+                    sched.step()
         self.epoch += 1
         self.batch_in_epoch = 0
-        self._loss_sum, self._seen = 0.0, 0
+        self._sums, self._seen = {}, 0
         for cb in self.callbacks:
             cb.on_epoch_metrics(self, metrics)
-        self.history.append({"epoch": float(self.epoch), **metrics})
+        self.history.append({"epoch": float(self.epoch), **({"step": float(self.global_step)} if self.max_steps else {}), **metrics})
         if self.tracker is not None:
-            self.tracker.log_metrics(metrics, step=self.epoch)
+            shown = {f"{self.log_prefix}/{k}": v for k, v in metrics.items()} if self.log_prefix else metrics
+            self.tracker.log_metrics(shown, step=self.global_step if self.max_steps else self.epoch)
         if bar is not None:
             shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "lr")
-            bar.update(task, info=f"epoch {self.epoch}/{self.max_epochs} {shown}")
+            bar.update(task, info=f"epoch {self.epoch} {shown}")
         for cb in self.callbacks:
             cb.on_epoch_end(self, metrics)
 
@@ -261,8 +320,8 @@ class Trainer:
         """(outputs, targets, mean loss) over a loader, outputs in float32 on the CPU."""
         self.model.eval()
         outs, targets, loss_sum, seen = [], [], 0.0, 0
-        if hasattr(loader, "set_epoch"):
-            loader.set_epoch(0)
+        if isinstance(loader, ResumableLoader):
+            loader.set_epoch(0)  # evaluation always sees the same batches
         for batch in loader:
             batch = self._to_device(batch)
             with self.autocast():
@@ -291,13 +350,13 @@ class Trainer:
             "epoch": self.epoch,
             "global_step": self.global_step,
             "batch_in_epoch": self.batch_in_epoch,
-            "loss_sum": self._loss_sum,
+            "sums": dict(self._sums),
             "seen": self._seen,
             # A stop at an epoch boundary (early stopping) is final; one in mid-epoch is an interruption.
             "should_stop": self.should_stop and self.batch_in_epoch == 0,
             "history": self.history,
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: sch.state_dict() for k, sch in self.schedulers.items()},
             "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()},
             "rng": rng_state(),
             "precision": self.precision,
@@ -317,15 +376,20 @@ class Trainer:
         except RuntimeError as e:
             raise UserError(f"checkpoint {path} does not fit this model ({str(e).splitlines()[0]}); was it made with other settings?") from None
         self.model.to(self.device)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None and state.get("scheduler") is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        saved_opts = state["optimizers"]
+        if set(saved_opts) != set(self.optimizers):
+            raise UserError(f"checkpoint {path} holds optimizers {sorted(saved_opts)}, this run has {sorted(self.optimizers)}")
+        for k, o in self.optimizers.items():
+            o.load_state_dict(saved_opts[k])
+        for k, sch in self.schedulers.items():
+            if k in state.get("schedulers", {}):
+                sch.load_state_dict(state["schedulers"][k])
         saved = state.get("callbacks", {})
         for key, cb in self._callback_keys():
             if key in saved:
                 cb.load_state_dict(saved[key])
         self.epoch, self.global_step, self.batch_in_epoch = state["epoch"], state["global_step"], state["batch_in_epoch"]
-        self._loss_sum, self._seen = state["loss_sum"], state["seen"]
+        self._sums, self._seen = dict(state["sums"]), state["seen"]
         self.should_stop = state["should_stop"]
         self.history = list(state["history"])
         set_rng_state(state["rng"])

@@ -175,11 +175,19 @@ def run_loss_optim(config: Config, tracker: Tracker) -> Result:
     fig.tight_layout()
     plot = tracker.log_figure(fig, "losses_and_gd")
     steps = {k: ML.steps_to_converge(f, p, 1e-8) for k, p in paths.items()}
+    # The stability limit, found by experiment: bisect on lr for the largest rate at which our gradient
+    # descent still shrinks the loss. Theory (the Hessian's largest eigenvalue L = 20): lr < 2/L = 0.1.
+    lo, hi = 0.01, 0.5
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        path = ML.gradient_descent(g, x0, mid, 2000)
+        lo, hi = (mid, hi) if f(path[-1]) < f(x0) else (lo, mid)
     metrics = {"max_grad_check_rel_err": float(max(checks.values())),
                "steps_lr_good": float(steps["lr 0.09 (good)"] or 1e9),
                "steps_lr_small": float(steps["lr 0.01 (too small)"] or 1e9),
                "steps_momentum": float(steps["lr 0.01 + momentum 0.9"] or 1e9),
-               "diverged_final_loss": float(f(paths["lr 0.105 (> 2/L: diverges)"][-1]))}
+               "diverged_final_loss": float(f(paths["lr 0.105 (> 2/L: diverges)"][-1])),
+               "stable_lr_limit": lo, "stable_lr_limit_rel_err_vs_2_over_L": abs(lo - 2 / 20) / (2 / 20)}
     return Result(metrics=metrics, artifacts={"losses_and_gd": str(plot)})
 
 

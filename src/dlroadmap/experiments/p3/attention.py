@@ -21,8 +21,8 @@ from torch import nn
 
 from dlroadmap.data import TensorLoader
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.models.attention import MultiHeadAttention, scaled_dot_product_attention
-from dlroadmap.models.transformer import DecoderBlock, EncoderBlock, Seq2SeqTransformer, sinusoidal_encoding
+from dlroadmap.models.sequence.attention import MultiHeadAttention, scaled_dot_product_attention
+from dlroadmap.models.sequence.transformer import DecoderBlock, EncoderBlock, Seq2SeqTransformer, sinusoidal_encoding
 from dlroadmap.train import Tracker, Trainer, seed_everything
 
 
@@ -174,5 +174,5 @@ def run_transformer(config: Config, tracker: Tracker) -> Result:
     return Result(metrics=metrics, artifacts={"transformer": str(plot)}, history=history)
 
 
-self_attention = Experiment(Config, run_self)
+self = Experiment(Config, run_self)  # node p3.attention.self ("Self-attention mechanism")
 transformer = Experiment(Config, run_transformer)

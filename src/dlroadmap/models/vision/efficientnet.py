@@ -154,6 +154,26 @@ def timm_to_ours(key: str) -> str:
     raise KeyError(f"unrecognised timm EfficientNet key {key!r}")
 
 
+def ours_to_timm(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our (torchvision-layout) EfficientNet state dict re-keyed the way timm writes it."""
+    inverse = {}
+    for stage, n_blocks in ((0, 1), (1, 2), (2, 2), (3, 3), (4, 3), (5, 4), (6, 1)):
+        for i in range(n_blocks):
+            parts = ["conv_dw", "bn1", "se.conv_reduce", "se.conv_expand", "conv_pw", "bn2"] if stage == 0 else \
+                ["conv_pw", "bn1", "conv_dw", "bn2", "se.conv_reduce", "se.conv_expand", "conv_pwl", "bn3"]
+            for part in parts:
+                for suffix in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                    key = f"blocks.{stage}.{i}.{part}.{suffix}"
+                    try:
+                        inverse[timm_to_ours(key)] = key
+                    except KeyError:
+                        pass
+    for a, b in (("conv_stem", "features.0.0"), ("bn1", "features.0.1"), ("conv_head", "features.8.0"), ("bn2", "features.8.1"), ("classifier", "classifier.1")):
+        for suffix in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+            inverse[f"{b}.{suffix}"] = f"{a}.{suffix}"
+    return {inverse[k]: v for k, v in ours.items()}
+
+
 def load_state_dict_from(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "torchvision",
                          skip_classifier: bool = False) -> dict[str, list[str]]:
     """Load a torchvision- or timm-format state dict into our EfficientNet or ResNet.

@@ -20,13 +20,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from dlroadmap.data import TensorLoader, classification_tensors
+from dlroadmap.data import classification_tensors
 from dlroadmap.data.prepare import Tensors
-from dlroadmap.evaluate.metrics import accuracy
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.models.efficientnet import EfficientNet, load_state_dict_from, timm_to_ours
-from dlroadmap.models.resnet import resnet18, resnet50, resnet_small
-from dlroadmap.train import Tracker, Trainer, seed_everything
+from dlroadmap.models.families import count_parameters
+from dlroadmap.models.vision.efficientnet import EfficientNet, load_state_dict_from, ours_to_timm
+from dlroadmap.models.vision.resnet import resnet18, resnet50, resnet_small
+from dlroadmap.train import Tracker, seed_everything
+from dlroadmap.train.fit import fit_classifier
 
 BUILD = {"resnet": lambda c: resnet_small(c), "efficientnet": lambda c: EfficientNet.small(c)}
 PUBLISHED = {"efficientnet_b0": 5_288_548, "efficientnet_b1": 7_794_184, "efficientnet_b2": 9_109_994,
@@ -68,16 +69,6 @@ def head_of(model: nn.Module) -> nn.Linear:
     return model.fc if hasattr(model, "fc") else model.classifier[-1]
 
 
-def train(model: nn.Module, data: Tensors, config: Config, epochs: int, params, lr: float | list) -> tuple[list[dict], float]:
-    opt = torch.optim.AdamW(params, lr=lr if isinstance(lr, float) else 1e-3, weight_decay=1e-4)
-    loader = TensorLoader(data.X_train, data.y_train, batch_size=32, shuffle=True, seed=config.seed)
-    trainer = Trainer(model, opt, max_epochs=epochs, device=config.device, precision=config.precision, seed=config.seed,
-                      metrics={"acc": accuracy})
-    hist = trainer.fit(loader, TensorLoader(data.X_val, data.y_val, batch_size=1000))
-    out, y, _ = trainer.predict(TensorLoader(data.X_test, data.y_test, batch_size=1000))
-    return hist, accuracy(out, y)
-
-
 def run_finetune(config: Config, tracker: Tracker) -> Result:
     source, target = split_tasks(config.seed, config.per_class)
     metrics: dict[str, float] = {}
@@ -85,13 +76,14 @@ def run_finetune(config: Config, tracker: Tracker) -> Result:
     for name in config.models:
         seed_everything(config.seed)
         pre = BUILD[name](5)
-        _, src_acc = train(pre, source, config, config.source_epochs, pre.parameters(), config.lr)
+        src_acc = fit_classifier(pre, source, torch.optim.AdamW(pre.parameters(), lr=config.lr, weight_decay=1e-4), epochs=config.source_epochs,
+                                 config=config, tracker=tracker, prefix=f"{name}/source", batch_size=32).test_accuracy
         metrics[f"{name}_source_test_accuracy"] = src_acc
         for strategy in ("scratch", "feature_extraction", "fine_tuning"):
             seed_everything(config.seed + 1)
             if strategy == "scratch":
                 model = BUILD[name](5)
-                params, lr = model.parameters(), config.lr
+                params = model.parameters()
             else:
                 model = copy.deepcopy(pre)
                 old = head_of(model)
@@ -105,11 +97,13 @@ def run_finetune(config: Config, tracker: Tracker) -> Result:
                         p.requires_grad_(False)
                     for p in new.parameters():
                         p.requires_grad_(True)
-                    params, lr = new.parameters(), config.lr
+                    params = new.parameters()
                 else:  # fine-tuning: everything trains, the pre-trained backbone at a 10x lower rate
                     backbone = [p for n, p in model.named_parameters() if not n.startswith(("fc.", "classifier."))]
-                    params, lr = [{"params": backbone, "lr": config.lr / 10}, {"params": new.parameters(), "lr": config.lr}], config.lr
-            hist, acc = train(model, target, config, config.target_epochs, params, lr)
+                    params = [{"params": backbone, "lr": config.lr / 10}, {"params": new.parameters(), "lr": config.lr}]
+            fitted = fit_classifier(model, target, torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-4), epochs=config.target_epochs,
+                                    config=config, tracker=tracker, prefix=f"{name}/{strategy}", batch_size=32)
+            hist, acc = fitted.history, fitted.test_accuracy
             metrics[f"{name}_{strategy}_test_accuracy"] = acc
             curves[f"{name} {strategy}"] = [h["val_acc"] for h in hist]
             tracker.log_metrics({f"{name}/{strategy}_test_acc": acc}, step=config.target_epochs)
@@ -132,29 +126,7 @@ def run_finetune(config: Config, tracker: Tracker) -> Result:
     return Result(metrics=metrics, artifacts={"transfer": str(plot)})
 
 
-def _timm_names(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our (torchvision-layout) EfficientNet state dict re-keyed the way timm writes it."""
-    inverse = {}
-    for stage, n_blocks in ((0, 1), (1, 2), (2, 2), (3, 3), (4, 3), (5, 4), (6, 1)):
-        for i in range(n_blocks):
-            parts = ["conv_dw", "bn1", "se.conv_reduce", "se.conv_expand", "conv_pw", "bn2"] if stage == 0 else \
-                ["conv_pw", "bn1", "conv_dw", "bn2", "se.conv_reduce", "se.conv_expand", "conv_pwl", "bn3"]
-            for part in parts:
-                for suffix in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-                    key = f"blocks.{stage}.{i}.{part}.{suffix}"
-                    try:
-                        inverse[timm_to_ours(key)] = key
-                    except KeyError:
-                        pass
-    for a, b in (("conv_stem", "features.0.0"), ("bn1", "features.0.1"), ("conv_head", "features.8.0"), ("bn2", "features.8.1"), ("classifier", "classifier.1")):
-        for suffix in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
-            inverse[f"{b}.{suffix}"] = f"{a}.{suffix}"
-    return {inverse[k]: v for k, v in ours.items()}
-
-
 def run_pretrained(config: Config, tracker: Tracker) -> Result:
-    from dlroadmap.experiments.cnn import count_parameters
-
     metrics: dict[str, float] = {f"params_{k}": float(count_parameters(lambda v=k: EfficientNet(v.split("_")[1]) if "efficientnet" in v else resnet50()))
                                  for k in PUBLISHED}
     metrics["params_match_published"] = float(all(metrics[f"params_{k}"] == v for k, v in PUBLISHED.items()))
@@ -163,7 +135,7 @@ def run_pretrained(config: Config, tracker: Tracker) -> Result:
     for source in ("torchvision", "timm"):
         seed_everything(config.seed)
         donor = EfficientNet("b0").eval()
-        sd = donor.state_dict() if source == "torchvision" else _timm_names(donor.state_dict())
+        sd = donor.state_dict() if source == "torchvision" else ours_to_timm(donor.state_dict())
         seed_everything(config.seed + 1)
         model = EfficientNet("b0").eval()
         load_state_dict_from(model, sd, source)
@@ -173,10 +145,13 @@ def run_pretrained(config: Config, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     donor = resnet18().eval()
     model = resnet18(num_classes=10).eval()
+    new_head = {k: v.clone() for k, v in model.fc.state_dict().items()}
     info = load_state_dict_from(model, donor.state_dict(), "timm", skip_classifier=True)
     with torch.no_grad():
         diffs.append(float((model.forward_features(x) - donor.forward_features(x)).abs().max()))
-    metrics["resnet_new_head_skipped_keys"] = float(len(info["skipped"]))
+    # A new 10-class head on a 1000-class backbone: the loader must skip the old head and leave the new one as initialised.
+    metrics["resnet_new_head_untouched"] = float(sorted(info["skipped"]) == ["fc.bias", "fc.weight"]
+                                                 and all(torch.equal(v, model.fc.state_dict()[k]) for k, v in new_head.items()))
     metrics["loaded_output_max_abs_diff"] = max(diffs)
     fig, ax = plt.subplots(figsize=(6, 3.4))
     names = list(PUBLISHED)

@@ -73,6 +73,7 @@ def run_expectation(config: Config, tracker: Tracker) -> Result:
     plot = tracker.log_figure(fig, "monte_carlo_rate")
     v, p = np.arange(1, 7), np.full(6, 1 / 6)
     metrics = {"die_mean_exact": P.expectation(v, p), "die_var_exact": P.variance(v, p),
+               "die_var_exact_abs_err": abs(P.variance(v, p) - 35 / 12),   # Var = E[X^2] - E[X]^2 = 91/6 - 49/4
                "die_mean_mc_abs_err": abs(die.mean() - 3.5), "die_var_mc_abs_err": abs(die.var() - 35 / 12),
                "exponential_var_mc_rel_err": abs(expo.var() - 4.0) / 4.0, "mc_error_slope": slope}
     return Result(metrics=metrics, artifacts={"monte_carlo_rate": str(plot)})

@@ -25,11 +25,12 @@ from pydantic import Field
 from dlroadmap.data import classification_tensors
 from dlroadmap.data.prepare import classification_splits
 from dlroadmap.deploy.bundle import read_bundle, save_trained
-from dlroadmap.deploy.export import export, run_onnx, tflite_python
-from dlroadmap.deploy.loadtest import load_run, serving, serving_benchmark
+from dlroadmap.deploy.export import export as export_model, run_onnx, tflite_python
+from dlroadmap.deploy.loadtest import load_run, serving as served, serving_benchmark
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.experiments.cnn import SMALL, SMALL_SPEC, fit
+from dlroadmap.models.families import small_cnn
 from dlroadmap.train import Tracker, seed_everything
+from dlroadmap.train.fit import fit_classifier, one_cycle
 
 
 class Config(ExperimentConfig):
@@ -51,11 +52,12 @@ def train_and_bundle(config: Config, tracker: Tracker) -> tuple[Path, float]:
     """Train the CNN through the shared Trainer and save it as a bundle; returns (bundle, test accuracy)."""
     seed_everything(config.seed)
     data = classification_tensors(config.dataset, seed=config.seed)
-    model = SMALL[config.model](data.num_classes)
-    _, _, acc = fit(model, data, config, tracker, config.model)
-    family, kwargs = SMALL_SPEC[config.model]
+    model, family, kwargs = small_cnn(config.model, data.num_classes)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    acc = fit_classifier(model, data, opt, schedule=one_cycle(config.lr), epochs=config.epochs, config=config, tracker=tracker,
+                         prefix=config.model, batch_size=config.batch_size).test_accuracy
     bundle = save_trained(tracker.run_dir / "model", model, data, name=f"{config.model}-{config.dataset}", family=family,
-                          kwargs={"num_classes": data.num_classes, **kwargs},
+                          kwargs=kwargs,
                           source={"node": "p4.deploy", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
     return bundle, acc
 
@@ -74,7 +76,7 @@ def run_export(config: Config, tracker: Tracker) -> Result:
         formats.remove("tflite")
         notes = "TFLite skipped: litert-torch lives in its own environment; run `make tflite` to add it."
     out = tracker.run_dir / "export" / bundle.name
-    card = export(bundle, out, formats)
+    card = export_model(bundle, out, formats)
     metrics = {"eager_test_accuracy": eager_acc, "tflite_exported": float("tflite" in card["files"])}
     for fmt, f in card["files"].items():
         metrics[f"{fmt}_max_abs_diff"] = max(f["max_abs_diff_vs_eager"].values())
@@ -147,7 +149,7 @@ def run_serving(config: Config, tracker: Tracker) -> Result:
     bundle_dir, eager_acc = train_and_bundle(config, tracker)
     bundle = read_bundle(bundle_dir)
     model_dir = tracker.run_dir / "models" / bundle.name
-    export(bundle, model_dir, ["onnx"])
+    export_model(bundle, model_dir, ["onnx"])
     name = bundle.name
     x, y = raw_test_split(config)
     with torch.inference_mode():
@@ -155,7 +157,7 @@ def run_serving(config: Config, tracker: Tracker) -> Result:
     metrics: dict[str, float] = {"eager_test_accuracy": eager_acc}
     one = json.dumps({"instances": x[:1].tolist()}).encode()
     for framework in ("fastapi", "flask"):
-        with serving(model_dir, "--framework", framework) as url:
+        with served(model_dir, "--framework", framework) as url:
             v1 = httpx.post(f"{url}/v1/models/{name}:predict", json={"instances": x[:32].tolist()}, timeout=30).json()["predictions"]
             v2 = httpx.post(f"{url}/v2/models/{name}/infer", timeout=30, json={"inputs": [
                 {"name": "input", "shape": [32, 28, 28], "datatype": "FP32", "data": x[:32].reshape(-1).tolist()}]}).json()["outputs"][0]
@@ -202,5 +204,5 @@ def serving_plot(summary: dict[str, dict[str, float]], name: str):
     return fig
 
 
-export_node = Experiment(Config, run_export)
-serving_node = Experiment(Config, run_serving)
+export = Experiment(Config, run_export)
+serving = Experiment(Config, run_serving)

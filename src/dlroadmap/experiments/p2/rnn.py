@@ -21,12 +21,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from dlroadmap.data import TensorLoader, classification_tensors
-from dlroadmap.evaluate.metrics import accuracy
+from dlroadmap.data import classification_tensors
 from dlroadmap.evaluate.plots import learning_curves
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.models.rnn import Recurrent, SequenceClassifier
+from dlroadmap.models.sequence.rnn import Recurrent, SequenceClassifier
 from dlroadmap.train import Tracker, Trainer, seed_everything
+from dlroadmap.train.fit import fit_classifier, one_cycle
 
 TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -60,16 +60,11 @@ def train_row_reader(kind: str, config: Config, tracker: Tracker, data) -> tuple
     """Classify 28x28 digits read one row per time step; returns test accuracy and history."""
     seed_everything(config.seed)
     model = SequenceClassifier(kind, 28, config.hidden, data.num_classes)
-    train = TensorLoader(data.X_train, data.y_train, batch_size=64, shuffle=True, seed=config.seed)
+    # AdamW on a one-cycle schedule; clipping the gradient norm keeps exploding gradients in check.
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * len(train))
-    trainer = Trainer(model, opt, max_epochs=config.epochs, scheduler=sched, scheduler_interval="step", grad_clip=1.0,
-                      device=config.device, precision=config.precision, seed=config.seed, metrics={"acc": accuracy}, description=f"{kind} rows")
-    history = trainer.fit(train, TensorLoader(data.X_val, data.y_val, batch_size=1000))
-    for h in history:
-        tracker.log_metrics({f"{kind}/{k}": v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
-    out, y, _ = trainer.predict(TensorLoader(data.X_test, data.y_test, batch_size=1000))
-    return accuracy(out, y), history
+    fitted = fit_classifier(model, data, opt, schedule=one_cycle(config.lr), epochs=config.epochs, config=config, tracker=tracker,
+                            prefix=kind, grad_clip=1.0, description=f"{kind} rows")
+    return fitted.test_accuracy, fitted.history
 
 
 def run_basic(config: Config, tracker: Tracker) -> Result:
@@ -83,7 +78,7 @@ def run_basic(config: Config, tracker: Tracker) -> Result:
 # --- p2.rnn.vanishing ----------------------------------------------------------------------------------
 
 
-def adding_batch(n: int, length: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def adding_batch(n: int, length: int, g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs (n, T, 2): a random value in [0, 1] and a marker (1 at two positions, one in each half).
     Target: the sum of the two marked values. Predicting the mean (1.0) scores MSE 1/6."""
     vals = torch.rand(n, length, generator=g)
@@ -113,38 +108,36 @@ def run_vanishing(config: Config, tracker: Tracker) -> Result:
     curves, grads_init, grads_trained = {}, {}, {}
     for kind in ("rnn", "lstm", "gru"):
         seed_everything(config.seed)
-        model = SequenceClassifier(kind, 2, config.adding_hidden, 1)
+        # torch's fused kernels here (the same cells as ours: p2.rnn.basic and p2.rnn.lstm_gru check that
+        # to ~1e-15), since thousands of steps of a Python loop over time would dominate the tour.
+        model = SequenceClassifier(kind, 2, config.adding_hidden, 1, use_torch=True)
         grads_init[kind] = first_input_gradient(model, lengths, config.seed)
         model.zero_grad()
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-        g = torch.Generator().manual_seed(config.seed)
-        losses = []
+
+        def adding_step(m, batch, length=config.adding_length):
+            x, y = adding_batch(64, length, None)   # fresh sequences every step, from the Trainer's seeded RNG
+            return F.mse_loss(m(x), y), None, None
+
+        trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=config.lr), step=adding_step, max_steps=config.adding_steps,
+                          eval_every=100, grad_clip=1.0, device="cpu", precision=config.precision, seed=config.seed, tracker=tracker,
+                          log_prefix=f"adding/{kind}", description=f"adding {kind}")
         t0 = time.perf_counter()
-        for step in range(config.adding_steps):
-            x, y = adding_batch(64, config.adding_length, g)
-            loss = F.mse_loss(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            if (step + 1) % 100 == 0:
-                tracker.log_metrics({f"adding/{kind}_mse": float(np.mean(losses[-100:]))}, step=step + 1)
+        history = trainer.fit(None)
+        metrics[f"{kind}_seconds"] = time.perf_counter() - t0
         x, y = adding_batch(2000, config.adding_length, torch.Generator().manual_seed(config.seed + 1))
         with torch.no_grad():
             metrics[f"{kind}_adding_test_mse"] = F.mse_loss(model(x), y).item()
-        metrics[f"{kind}_seconds"] = time.perf_counter() - t0
-        curves[kind] = np.convolve(losses, np.ones(50) / 50, mode="valid")
+        curves[kind] = ([h["step"] for h in history], [h["train_loss"] for h in history])
         grads_trained[kind] = first_input_gradient(model, lengths, config.seed)
     metrics["baseline_mse"] = 1 / 6
     metrics["rnn_grad_ratio_160_vs_5"] = grads_trained["rnn"][-1] / grads_trained["rnn"][0]
     metrics["lstm_grad_ratio_160_vs_5"] = grads_trained["lstm"][-1] / grads_trained["lstm"][0]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for kind, c in curves.items():
-        axes[0].semilogy(c, label=f"{kind} (test MSE {metrics[f'{kind}_adding_test_mse']:.4f})")
+    for kind, (steps, loss) in curves.items():
+        axes[0].semilogy(steps, loss, "o-", ms=2, label=f"{kind} (test MSE {metrics[f'{kind}_adding_test_mse']:.4f})")
     axes[0].axhline(1 / 6, color="k", ls="--", lw=0.8, label="baseline 1/6")
     axes[0].set_title(f"adding problem, T = {config.adding_length}", fontsize=9)
-    axes[0].set_xlabel("step")
+    axes[0].set_xlabel("step (mean training MSE over each 100 steps)")
     axes[0].legend(fontsize=7)
     for ax, grads, title in ((axes[1], grads_init, "at initialisation"), (axes[2], grads_trained, "after training")):
         for kind, v in grads.items():

@@ -26,6 +26,7 @@ from dlroadmap.evaluate.metrics import accuracy
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.models.batchnorm import BatchNorm
 from dlroadmap.train import EarlyStopping, Tracker, Trainer, seed_everything
+from dlroadmap.train.fit import fit_classifier
 
 
 class Config(ExperimentConfig):
@@ -85,16 +86,6 @@ def penalised_step(l1: float = 0.0, l2: float = 0.0):
     return step
 
 
-def train(model: nn.Module, data: Tensors, config: Config, *, epochs: int | None = None, opt=None, step=None, callbacks=(),
-          batch_size: int = 64, lr: float | None = None) -> tuple[Trainer, list[dict]]:
-    opt = opt or torch.optim.Adam(model.parameters(), lr=lr or config.lr)
-    trainer = Trainer(model, opt, max_epochs=epochs or config.epochs, device=config.device, precision=config.precision,
-                      seed=config.seed, metrics={"acc": accuracy}, step=step, callbacks=callbacks)
-    hist = trainer.fit(TensorLoader(data.X_train, data.y_train, batch_size=batch_size, shuffle=True, seed=config.seed),
-                       TensorLoader(data.X_val, data.y_val, batch_size=1000))
-    return trainer, hist
-
-
 def train_accuracy(trainer: Trainer, data: Tensors) -> tuple[float, float]:
     out, y, loss = trainer.predict(TensorLoader(data.X_train, data.y_train, batch_size=1000))
     return accuracy(out, y), loss
@@ -109,8 +100,11 @@ def run_fit(config: Config, tracker: Tracker) -> Result:
     sweep = []
     for w in widths:
         seed_everything(config.seed)
-        tr, hist = train(mlp([w]), data, config)
-        tr_acc, tr_loss = train_accuracy(tr, data)
+        model = mlp([w])
+        fitted = fit_classifier(model, data, torch.optim.Adam(model.parameters(), lr=config.lr), epochs=config.epochs, config=config,
+                                tracker=tracker, prefix=f"width_{w}")
+        hist = fitted.history
+        tr_acc, tr_loss = train_accuracy(fitted.trainer, data)
         sweep.append((w, tr_acc, hist[-1]["val_acc"], tr_loss, hist[-1]["val_loss"]))
         tracker.log_metrics({"capacity/train_acc": tr_acc, "capacity/val_acc": hist[-1]["val_acc"]}, step=w)
     big_hist = hist  # the widest model's epoch-by-epoch curves
@@ -120,8 +114,10 @@ def run_fit(config: Config, tracker: Tracker) -> Result:
     for n in sizes:
         seed_everything(config.seed)
         sub = Tensors(full.X_train[:n], full.y_train[:n], full.X_val, full.y_val, full.X_test, full.y_test, full.classes, full.shape, full.mean, full.std, full.name)
-        tr, hist = train(mlp([128]), sub, config, epochs=max(5, int(config.epochs * 500 / max(n, 500) / 2)))
-        by_size.append((n, train_accuracy(tr, sub)[0], hist[-1]["val_acc"]))
+        model = mlp([128])
+        fitted = fit_classifier(model, sub, torch.optim.Adam(model.parameters(), lr=config.lr), config=config, tracker=tracker,
+                                prefix=f"n_train_{n}", epochs=max(5, int(config.epochs * 500 / max(n, 500) / 2)))
+        by_size.append((n, train_accuracy(fitted.trainer, sub)[0], fitted.history[-1]["val_acc"]))
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     axes[0].semilogx(widths, [s[1] for s in sweep], "o-", label="train accuracy")
     axes[0].semilogx(widths, [s[2] for s in sweep], "o-", label="validation accuracy")
@@ -173,12 +169,13 @@ def run_regularization(config: Config, tracker: Tracker) -> Result:
     for name, v in variants.items():
         seed_everything(config.seed)
         model = mlp(hidden, dropout=v.get("dropout", 0.0), norm=v.get("norm"), input_dropout=v.get("input_dropout", 0.0))
-        opt = v["opt"](model) if "opt" in v else None
+        opt = v["opt"](model) if "opt" in v else torch.optim.Adam(model.parameters(), lr=config.lr)
         cbs = [EarlyStopping("val_loss", patience=5)] if v.get("early") else []
-        tr, hist = train(model, data, config, opt=opt, step=v.get("step"), callbacks=cbs)
-        out, y, _ = tr.predict(TensorLoader(data.X_test, data.y_test, batch_size=1000))
-        rows[name] = {"val_acc": hist[-1]["val_acc"], "val_loss": hist[-1]["val_loss"], "test_acc": accuracy(out, y),
-                      "train_acc": train_accuracy(tr, data)[0], "epochs": len(hist)}
+        fitted = fit_classifier(model, data, opt, epochs=config.epochs, config=config, tracker=tracker, prefix=name, step=v.get("step"),
+                                callbacks=cbs)
+        hist = fitted.history
+        rows[name] = {"val_acc": hist[-1]["val_acc"], "val_loss": hist[-1]["val_loss"], "test_acc": fitted.test_accuracy,
+                      "train_acc": train_accuracy(fitted.trainer, data)[0], "epochs": len(hist)}
         first = next(m for m in model if isinstance(m, nn.Linear))
         weights[name] = first.weight.detach().abs().flatten().numpy()
         tracker.log_metrics({f"{name}/val_acc": rows[name]["val_acc"]}, step=len(hist))
@@ -242,8 +239,7 @@ def run_batchnorm(config: Config, tracker: Tracker) -> Result:
                     per_layer.append(float(h.std()))
             stds[name] = per_layer
         opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-        _, hist = train(model, data, config, epochs=epochs, opt=opt)
-        curves[name] = hist
+        curves[name] = fit_classifier(model, data, opt, epochs=epochs, config=config, tracker=tracker, prefix=name).history
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, hist in curves.items():
         axes[0].plot([h["epoch"] for h in hist], [h["val_acc"] for h in hist], "o-", label=name)

@@ -19,29 +19,17 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from dlroadmap.data import TensorLoader, classification_tensors
-from dlroadmap.evaluate.metrics import accuracy
-from dlroadmap.evaluate.plots import learning_curves
+from dlroadmap.data import classification_tensors
 from dlroadmap.deploy.bundle import save_trained
+from dlroadmap.evaluate.plots import learning_curves
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.models import convolution as conv
-from dlroadmap.models.alexnet import AlexNet
-from dlroadmap.models.lenet import LeNet5
-from dlroadmap.models.resnet import resnet18, resnet34, resnet50, resnet_small
-from dlroadmap.models.vgg import VGG
-from dlroadmap.train import Tracker, Trainer, seed_everything
-
-# Published parameter counts (1000 classes, 224x224 RGB; LeNet-5: 10 classes, 32x32 grey).
-PUBLISHED = {"lenet5": 61_706, "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16": 138_357_544,
-             "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
-CANONICAL = {"lenet5": lambda: LeNet5(), "alexnet": lambda: AlexNet(), "vgg11": lambda: VGG("vgg11"), "vgg16": lambda: VGG("vgg16"),
-             "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
-# The 28x28 variants as (bundle family, constructor arguments): how a trained one is saved for `dlr export`.
-SMALL_SPEC = {"lenet5": ("lenet5", {"input_size": 28, "activation": "relu", "pool": "max"}), "alexnet": ("alexnet_small", {}),
-              "vgg": ("vgg_small", {}), "resnet": ("resnet_small", {})}
-SMALL = {"lenet5": lambda c: LeNet5(c, **SMALL_SPEC["lenet5"][1]), "alexnet": lambda c: AlexNet.small(c),
-         "vgg": lambda c: VGG.small(c), "resnet": lambda c: resnet_small(c)}
-
+from dlroadmap.models.families import count_parameters, small_cnn
+from dlroadmap.models.vision import convolution as conv
+from dlroadmap.models.vision.lenet import LeNet5
+from dlroadmap.models.vision.resnet import resnet18
+from dlroadmap.models.vision.zoo import CANONICAL, PUBLISHED
+from dlroadmap.train import Tracker, seed_everything
+from dlroadmap.train.fit import fit_classifier, one_cycle
 
 class Config(ExperimentConfig):
     dataset: Literal["mnist5k", "mnist", "fashion-mnist", "digits"] = Field(
@@ -56,19 +44,9 @@ class Config(ExperimentConfig):
     QUICK: ClassVar[dict] = {"dataset": "mnist5k", "epochs": 12, "batch_size": 64, "random_checks": 25}
 
 
-def fit(model: nn.Module, data, config: Config, tracker: Tracker, name: str, epochs: int | None = None) -> tuple[Trainer, list[dict], float]:
-    """Train `model` through the Trainer (AdamW + one-cycle) and return its test accuracy."""
-    epochs = epochs or config.epochs
-    train = TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=epochs * len(train))
-    trainer = Trainer(model, opt, max_epochs=epochs, scheduler=sched, scheduler_interval="step", device=config.device,
-                      precision=config.precision, seed=config.seed, metrics={"acc": accuracy}, description=name)
-    history = trainer.fit(train, TensorLoader(data.X_val, data.y_val, batch_size=1000))
-    for h in history:
-        tracker.log_metrics({f"{name}/{k}": v for k, v in h.items() if k != "epoch"}, step=int(h["epoch"]))
-    out, y, _ = trainer.predict(TensorLoader(data.X_test, data.y_test, batch_size=1000))
-    return trainer, history, accuracy(out, y)
+def adamw_one_cycle(model: nn.Module, config: Config) -> tuple[torch.optim.Optimizer, object]:
+    """The CNN lessons' optimiser: AdamW with decoupled weight decay, LR on Smith & Topin's one-cycle schedule."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay), one_cycle(config.lr)
 
 
 # --- p2.cnn.filters ------------------------------------------------------------------------------
@@ -129,7 +107,10 @@ def run_filters(config: Config, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     data = classification_tensors("mnist5k" if config.dataset != "digits" else "digits", seed=config.seed)
     model = ScratchCNN(data.num_classes)
-    _, history, test_acc = fit(model, data, config, tracker, "scratch_cnn", epochs=max(2, config.epochs // 4))
+    opt, schedule = adamw_one_cycle(model, config)
+    fitted = fit_classifier(model, data, opt, schedule=schedule, epochs=max(2, config.epochs // 4), config=config, tracker=tracker,
+                            prefix="scratch_cnn", batch_size=config.batch_size)
+    history, test_acc = fitted.history, fitted.test_accuracy
     # Learned filters and the feature maps they produce on one test digit.
     model.eval()
     with torch.no_grad():
@@ -156,13 +137,6 @@ def run_filters(config: Config, tracker: Tracker) -> Result:
 # --- p2.cnn.architectures -----------------------------------------------------------------------------
 
 
-def count_parameters(build) -> int:
-    """Count without allocating: on the meta device a 138M-parameter VGG costs no memory."""
-    with torch.device("meta"):
-        model = build()
-    return sum(p.numel() for p in model.parameters())
-
-
 def run_architectures(config: Config, tracker: Tracker) -> Result:
     metrics: dict[str, float] = {}
     for name, build in CANONICAL.items():
@@ -175,14 +149,16 @@ def run_architectures(config: Config, tracker: Tracker) -> Result:
     histories = {}
     for name in config.models:
         seed_everything(config.seed)
-        model = SMALL[name](data.num_classes)
-        _, hist, acc = fit(model, data, config, tracker, name)
+        model, family, kwargs = small_cnn(name, data.num_classes)
+        opt, schedule = adamw_one_cycle(model, config)
+        fitted = fit_classifier(model, data, opt, schedule=schedule, epochs=config.epochs, config=config, tracker=tracker, prefix=name,
+                                batch_size=config.batch_size)
+        hist, acc = fitted.history, fitted.test_accuracy
         histories[name] = hist
         metrics[f"{name}_test_accuracy"] = acc
         metrics[f"{name}_small_params"] = float(sum(p.numel() for p in model.parameters()))
-        family, kwargs = SMALL_SPEC[name]
         save_trained(tracker.run_dir / "models" / name, model, data, name=f"{name}-{config.dataset}", family=family,
-                     kwargs={"num_classes": data.num_classes, **kwargs}, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
+                     kwargs=kwargs, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
     metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.models)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for name, hist in histories.items():

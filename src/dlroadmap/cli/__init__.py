@@ -1,0 +1,69 @@
+"""`dlr`: the command line of dlroadmap.
+
+    dlr list                    the roadmap as a tree, with each node's status
+    dlr show ID                 one node: its bullet, files, tests, refs, expectations, last result
+    dlr run ID [--quick]        run a node's experiment (tracked), check its expectations
+    dlr tour [--quick]          run every implemented node, write summary.json and report.html
+    dlr report                  rebuild report.html from the results already in --out
+    dlr data                    the datasets: embedded and downloadable
+    dlr export RUN --format F   a trained model to ONNX / TorchScript / TFLite, parity-checked, with a model card
+    dlr serve MODEL_DIR         a model server: TF Serving REST + KServe v2 + Prometheus metrics (FastAPI or Flask)
+
+User mistakes (unknown id, bad --set, missing data, unwritable --out, bad checkpoint) print one
+line and exit with code 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from dlroadmap import __version__
+from dlroadmap.cli import deploy, nodes, runs  # noqa: F401  (each module registers its commands on `app`)
+from dlroadmap.cli.common import app, default_out
+from dlroadmap.errors import TrainingDiverged, UserError
+from dlroadmap.ui import console
+
+__all__ = ["app", "default_out", "main"]
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"dlroadmap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True, help="print the version")) -> None:
+    pass
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except UserError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except TrainingDiverged as e:
+        console.print(f"[bold red]diverged:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as e:  # click's usage errors (unknown option, missing argument)
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""`dlr run` and `dlr tour`: run nodes (one, at several seeds, or all of them, serially or in worker processes)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from dlroadmap import __version__
+from dlroadmap.cli.common import OutOpt, TrackOpt, app, default_out, parse_seeds, roadmap
+from dlroadmap.cli.nodes import result_table
+from dlroadmap.errors import TrainingDiverged, UserError
+from dlroadmap.ui import console
+
+
+@app.command()
+def run(
+    node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop (see `dlr list`)"),
+    quick: bool = typer.Option(False, "--quick", "-q", help="the small preset: seconds to a minute on 2 cores"),
+    set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a config value: --set lr=0.01 (repeatable; `dlr show ID` lists keys). The run is then 'custom': it verifies nothing"),
+    track: str = TrackOpt,
+    out: Optional[Path] = OutOpt,
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in <out>/<id>/checkpoints"),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (autocast)"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="run at several seeds, e.g. 0,1,2: each metric's mean, min and max; passes only if every seed does"),
+) -> None:
+    """Run one node's experiment, track it, check its expectations, and write <out>/<id>/result.json.
+
+    Examples: `dlr run p2.cnn.filters --quick`, `dlr run p2.cnn.filters --quick --seeds 0,1,2`,
+    `dlr run p2.fnn.backprop --set lr=0.003 --precision bf16`.
+    """
+    from dlroadmap.report import write_report
+    from dlroadmap.runner import run_id, run_seeds
+    from dlroadmap.train.tracking import parse_backends
+
+    out = out or default_out()
+    parse_backends(track)
+    node = roadmap().get(node_id)
+    seed_list = parse_seeds(seeds)
+    if seed_list is not None and seed is not None:
+        raise UserError("give either --seed or --seeds, not both")
+    if seed_list is not None:
+        summary = run_seeds(node, out, seed_list, quick=quick, sets=set_ or [], track=track, resume=resume or None, precision=precision, device=device)
+        write_report(out)
+        console.print(seeds_table([summary]))
+        console.print(f"run folders: {out / node.id}/seed-*   report: {out / 'report.html'}   ({summary['seconds']:.1f}s)")
+        if not summary["passed"]:
+            console.print(f"[red]{node.id}: an expectation was missed at seed(s) {', '.join(str(r['seed']) for r in summary['per_seed'] if not r['passed'])}[/]")
+            raise typer.Exit(1)
+        return
+    result = run_id(node, out, quick=quick, sets=set_ or [], track=track, resume=resume or None, precision=precision, device=device, seed=seed)
+    write_report(out)
+    console.print(result_table([result.to_json()]))
+    if result.notes:
+        console.print(result.notes, highlight=False)
+    console.print(f"run folder: {out / node.id}   report: {out / 'report.html'}   ({result.seconds:.1f}s)")
+    if result.preset == "custom":
+        console.print("[cyan]custom settings: this run is shown as 'custom' and does not verify the node[/]")
+    if not result.passed:
+        console.print(f"[red]{node.id}: an expectation was missed[/]")
+        raise typer.Exit(1)
+
+
+def seeds_table(summaries: list[dict[str, Any]]) -> Table:
+    """Per node and metric with an expectation: mean, min, max over the seeds, and whether every seed passed."""
+    from dlroadmap.registry import fmt_value
+
+    t = Table("node", "metric", "mean", "min", "max", "expected", "every seed")
+    for s in summaries:
+        if s.get("error"):
+            t.add_row(s["node"], "error", s["error"][:80], "", "", "", "[red]no[/]")
+            continue
+        for e in s["expectations"]:
+            m = e["metric"]
+            t.add_row(s["node"], m, fmt_value(s["metrics"].get(m)), fmt_value(s["metrics_min"].get(m)), fmt_value(s["metrics_max"].get(m)),
+                      f"{e['op']} {fmt_value(e['value'])}", "[green]yes[/]" if e["passed"] else "[red]no[/]")
+    return t
+
+
+def tour_node(node_id: str, out: str, quick: bool, track: str, seeds: list[int] | None) -> dict[str, Any]:
+    """One node of the tour, as JSON: its result (or the seeds summary), or the error that stopped it."""
+    from dlroadmap.runner import run_id, run_seeds
+
+    node = roadmap().get(node_id)
+    try:
+        if seeds is not None:
+            return run_seeds(node, out, seeds, quick=quick, track=track)
+        return run_id(node, out, quick=quick, track=track).to_json()
+    except (UserError, TrainingDiverged) as e:
+        return {"node": node.id, "title": node.title, "passed": False, "error": str(e), "expectations": []}
+    except Exception as e:  # a bug in one node must not hide the others' results
+        return {"node": node.id, "title": node.title, "passed": False, "error": f"{type(e).__name__}: {e}", "expectations": []}
+
+
+def _worker_init(threads: int) -> None:
+    """Each tour worker gets its share of the cores, set before NumPy or torch start their thread pools."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ["DLR_PROGRESS"] = "0"  # workers never draw progress bars; the parent reports each node
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+
+
+@app.command()
+def tour(
+    quick: bool = typer.Option(False, "--quick", "-q", help="every node's quick preset (embedded data; minutes for the whole roadmap)"),
+    full: bool = typer.Option(False, "--full", help="every node's full preset (full datasets through DLR_DATA_DIR; the default when --quick is absent)"),
+    only: Optional[str] = typer.Option(None, "--only", help="only nodes whose id starts with this prefix, e.g. p2 or p2.fnn"),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=64, help="run nodes in N worker processes, each with its share of the cores; same results as a serial tour"),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="run every node at each seed, e.g. 0,1,2; a node passes only when every seed does"),
+    track: str = TrackOpt,
+    out: Optional[Path] = OutOpt,
+) -> None:
+    """Run every implemented node, then write <out>/summary.json (with per-node seconds) and <out>/report.html.
+
+    Exits with code 1 when any node misses an expectation or fails.
+    """
+    import os
+
+    from dlroadmap.io import check_writable_dir, write_json
+    from dlroadmap.report import write_report
+    from dlroadmap.train.tracking import MLflowBackend, parse_backends
+    from dlroadmap.ui import progress
+
+    if quick and full:
+        raise UserError("choose --quick or --full, not both")
+    out = check_writable_dir(out or default_out())
+    backends = parse_backends(track)
+    seed_list = parse_seeds(seeds)
+    nodes = [n for n in roadmap().select(only) if n.implemented]
+    if not nodes:
+        raise UserError(f"no implemented node matches --only {only!r}; see `dlr list`")
+    jobs = min(jobs, len(nodes))
+    results: list[dict[str, Any] | None] = [None] * len(nodes)
+    t0 = time.perf_counter()
+    with progress() as bar:
+        task = bar.add_task("tour", total=len(nodes), info="") if bar else None
+
+        def done(i: int, r: dict[str, Any]) -> None:
+            results[i] = r
+            mark = "ok" if r["passed"] else "FAILED"
+            if bar is not None:
+                bar.update(task, advance=1, info=f"{nodes[i].id} {mark}")
+            else:
+                console.print(f"[{sum(x is not None for x in results)}/{len(nodes)}] {nodes[i].id} {mark} ({r.get('seconds', 0):.1f}s)", highlight=False)
+
+        if jobs == 1:
+            for i, node in enumerate(nodes):
+                if bar is not None:
+                    bar.update(task, info=node.id)
+                done(i, tour_node(node.id, str(out), quick, track, seed_list))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            if "mlflow" in backends:
+                MLflowBackend.prepare(out)  # tables and experiment made once, before the workers write rows
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as pool:
+                futures = {pool.submit(tour_node, n.id, str(out), quick, track, seed_list): i for i, n in enumerate(nodes)}
+                for f in as_completed(futures):
+                    done(futures[f], f.result())
+    final = [r for r in results if r is not None]
+    summary = {
+        "version": __version__, "quick": quick, "only": only, "jobs": jobs, "seeds": seed_list, "seconds": time.perf_counter() - t0,
+        "passed": all(r["passed"] for r in final), "node_seconds": {r["node"]: r.get("seconds") for r in final}, "nodes": final,
+    }
+    write_json(out / "summary.json", summary)
+    write_report(out)
+    console.print(seeds_table(final) if seed_list else result_table(final))
+    n_ok = sum(r["passed"] for r in final)
+    slowest = sorted(final, key=lambda r: -(r.get("seconds") or 0))[:5]
+    console.print("slowest: " + ", ".join(f"{r['node']} {r.get('seconds') or 0:.0f}s" for r in slowest), highlight=False)
+    console.print(f"{n_ok}/{len(final)} nodes passed in {summary['seconds']:.1f}s   summary: {out / 'summary.json'}   report: {out / 'report.html'}")
+    if not summary["passed"]:
+        raise typer.Exit(1)

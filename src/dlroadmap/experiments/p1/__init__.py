@@ -1,0 +1,1 @@
+"""Phase 1: Foundations: one module per topic, one Experiment per bullet."""

@@ -1,0 +1,1 @@
+"""Recommended Tools & Platforms: one module per line of the list, one Experiment per tool."""

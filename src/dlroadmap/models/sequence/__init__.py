@@ -1,0 +1,1 @@
+"""Sequence models: RNN/LSTM/GRU, attention, Transformer blocks, GPT, BERT."""

@@ -1,0 +1,198 @@
+"""The one way to run a node: the CLI, the tour, notebooks and tests all come through here.
+
+    config = make_config(Config, quick=True, sets=["lr=0.01"])     # the preset, then --set overrides
+    result = run_node(node, config, out, quick=True)               # run, check, write <out>/<id>/result.json
+
+A run records what it was: `preset` is "quick" or "full" when the config is the declared preset
+(whatever the seed or device), else "custom"; only a preset run can verify a node. A run that
+crashes or is interrupted still writes its result.json (passed: false, with the error line), so
+`dlr list` never keeps showing an older "verified" for a node whose latest run broke.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import annotated_types
+from pydantic import ValidationError
+
+from dlroadmap.errors import UserError
+from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
+from dlroadmap.io import check_writable_dir, write_json
+from dlroadmap.registry import Node
+from dlroadmap.train.tracking import Tracker
+
+# Config keys that do not change what a run shows: a run that differs from its preset only in these
+# still counts as that preset (a seed sweep verifies; a bf16 run or a --set override does not).
+NEUTRAL_KEYS = ("seed", "device", "resume")
+
+
+# --- building a config from the command line -------------------------------------------------
+
+
+def _parse_value(raw: str) -> Any:
+    """JSON where it parses (numbers, true/false, null, lists), else the plain string."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        low = raw.strip().lower()
+        if low in ("true", "false"):
+            return low == "true"
+        if low in ("none", "null"):
+            return None
+        return raw
+
+
+def describe_field(cls: type[ExperimentConfig], name: str) -> str:
+    """'float, > 0 and <= 10' or 'one of adam, sgd': what a field accepts, for error messages."""
+    f = cls.model_fields[name]
+    ann = f.annotation
+    if get_origin(ann) is Literal:
+        return "one of " + ", ".join(map(str, get_args(ann)))
+    kind = getattr(ann, "__name__", str(ann).replace("typing.", ""))
+    bounds = []
+    for m in f.metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            if isinstance(m, getattr(annotated_types, attr.capitalize())):
+                bounds.append(f"{sym} {getattr(m, attr)}")
+    return kind + (", " + " and ".join(bounds) if bounds else "")
+
+
+def make_config(cls: type[ExperimentConfig], *, quick: bool = False, sets: list[str] | None = None, **extra: Any) -> ExperimentConfig:
+    """Config from the class defaults, the QUICK preset, `--set key=value` items, then `extra`."""
+    values: dict[str, Any] = dict(cls.QUICK) if quick else {}
+    raw: dict[str, str] = {}
+    for item in sets or []:
+        if "=" not in item:
+            raise UserError(f"--set expects key=value, got {item!r}")
+        key, val = (s.strip() for s in item.split("=", 1))
+        if key not in cls.model_fields:
+            close = difflib.get_close_matches(key, list(cls.model_fields), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"unknown --set key {key!r}; {hint}valid keys: {', '.join(cls.model_fields)}")
+        values[key] = _parse_value(val)
+        raw[key] = val
+    for k, v in extra.items():  # CLI options such as --precision, --seed
+        if v is not None:
+            values[k] = v
+            raw[k] = str(v)
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        shown = f"{key}={raw[key]}" if key in raw else key
+        accepted = describe_field(cls, key) if key in cls.model_fields else ""
+        raise UserError(f"invalid value {shown}: {err['msg'].lower()}" + (f" (accepted: {accepted})" if accepted else "")) from None
+
+
+def preset_of(config: ExperimentConfig, quick: bool) -> str:
+    """"quick" / "full" when `config` is that declared preset (seed, device and resume aside), else "custom"."""
+    declared = type(config).quick() if quick else type(config)()
+    a, b = config.model_dump(exclude=set(NEUTRAL_KEYS)), declared.model_dump(exclude=set(NEUTRAL_KEYS))
+    return ("quick" if quick else "full") if a == b else "custom"
+
+
+# --- running a node --------------------------------------------------------------------------
+
+
+def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: str | list[str] | None = "mlflow", quick: bool = False,
+             experiment: Experiment | None = None, run_dir: Path | None = None) -> Result:
+    """Run `node`'s experiment with `config`, write <out>/<id>/result.json, and check expectations.
+
+    `experiment` is the node's loaded experiment (loaded here when not given). A run that raises
+    writes a failed result.json with the error line, then re-raises.
+    """
+    experiment = experiment or node.load_experiment()
+    out = check_writable_dir(out)
+    run_dir = run_dir or out / node.id
+    if not config.resume:
+        # A fresh run starts from a clean folder: stale checkpoints must never be resumed by accident.
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    preset = preset_of(config, quick)
+    t0 = time.perf_counter()
+    base = {"node": node.id, "title": node.title, "config": config.model_dump(), "quick": quick, "preset": preset}
+    try:
+        with Tracker(run_dir, track, root=out, run_name=node.id, tags={"node": node.id, "mode": "quick" if quick else "full", "preset": preset}) as tracker:
+            tracker.log_params({"node": node.id, "quick": quick, **config.model_dump()})
+            result: Result = experiment.run(config, tracker)
+            result.seconds = time.perf_counter() - t0
+            result.node, result.title, result.quick, result.preset = node.id, node.title, quick, preset
+            result.config = config.model_dump()
+            result.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            checks = node.check(result.metrics, quick=quick)
+            result.expectations = [
+                {"metric": e.metric, "op": e.op, "value": e.value, "got": result.metrics.get(e.metric), "passed": ok}
+                for e, ok in checks
+            ]
+            result.passed = all(ok is True for _, ok in checks)
+            result.artifacts = {k: str(v) for k, v in result.artifacts.items()}
+            tracker.log_metrics({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}, step=len(result.history) + 1)
+            write_json(run_dir / "result.json", result.to_json())
+            tracker.log_artifact(run_dir / "result.json")
+    except BaseException as e:  # a crash, a divergence or Ctrl-C: the latest run of this node failed, say so
+        error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}".splitlines()[0]
+        if isinstance(e, UserError):
+            error = str(e)
+        write_json(run_dir / "result.json", {**base, "passed": False, "error": error, "expectations": [], "metrics": {},
+                                             "seconds": time.perf_counter() - t0,
+                                             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        raise
+    return result
+
+
+def run_id(node: Node, out: str | Path, *, quick: bool = False, sets: list[str] | None = None, track: str | list[str] | None = "mlflow",
+           **overrides: Any) -> Result:
+    """Build the config and run: the experiment is loaded once."""
+    experiment = node.load_experiment()
+    config = make_config(experiment.Config, quick=quick, sets=sets, **overrides)
+    return run_node(node, config, out, track=track, quick=quick, experiment=experiment)
+
+
+def run_seeds(node: Node, out: str | Path, seeds: list[int], *, quick: bool = False, sets: list[str] | None = None,
+              track: str | list[str] | None = "mlflow", **overrides: Any) -> dict[str, Any]:
+    """Run a node at several seeds (each in <out>/<id>/seed-N/) and write <out>/<id>/result.json with each
+    metric's mean, min and max; the node passes only when every seed meets every expectation."""
+    if not seeds:
+        raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
+    experiment = node.load_experiment()
+    out = check_writable_dir(out)
+    runs: list[dict[str, Any]] = []
+    for s in seeds:
+        config = make_config(experiment.Config, quick=quick, sets=sets, **{**overrides, "seed": s})
+        result = run_node(node, config, out, track=track, quick=quick, experiment=experiment, run_dir=out / node.id / f"seed-{s}")
+        runs.append(result.to_json())
+    agg = aggregate(runs)
+    summary = {"node": node.id, "title": node.title, "quick": quick, "preset": runs[0]["preset"], "seeds": seeds,
+               "config": runs[0]["config"], "metrics": agg["mean"], "metrics_min": agg["min"], "metrics_max": agg["max"],
+               "per_seed": [{"seed": s, "passed": r["passed"], "metrics": r["metrics"], "expectations": r["expectations"]} for s, r in zip(seeds, runs)],
+               "expectations": worst_expectations(runs), "passed": all(r["passed"] for r in runs),
+               "seconds": sum(r["seconds"] for r in runs), "finished": runs[-1]["finished"]}
+    write_json(out / node.id / "result.json", summary)
+    return summary
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    keys = [k for k in runs[0]["metrics"] if all(isinstance(r["metrics"].get(k), (int, float)) for r in runs)]
+    vals = {k: [float(r["metrics"][k]) for r in runs] for k in keys}
+    return {"mean": {k: sum(v) / len(v) for k, v in vals.items()}, "min": {k: min(v) for k, v in vals.items()},
+            "max": {k: max(v) for k, v in vals.items()}}
+
+
+def worst_expectations(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each expectation with the seed that came closest to missing it (or missed it)."""
+    rows = []
+    for i, e in enumerate(runs[0]["expectations"]):
+        per = [r["expectations"][i] for r in runs]
+        failed = [p for p in per if p["passed"] is not True]
+        got = [p["got"] for p in per if isinstance(p["got"], (int, float))]
+        worst = (min(got) if e["op"] in (">=", ">") else max(got)) if got else None
+        rows.append({**e, "got": failed[0]["got"] if failed else worst, "passed": not failed})
+    return rows
