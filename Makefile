@@ -12,12 +12,14 @@ TFLITE_STAMP := $(TFLITE_VENV)/.installed-stamp
 IMAGE ?= dlroadmap-serve:latest
 BASE_IMAGE ?= localhost/dlr-base:bookworm
 
-.PHONY: demo test bench install tflite image container-test clean help
+.PHONY: demo test bench install tflite image container-test verify-full verify-seeds clean help
 
 help:
 	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
 	@echo "make test   - create .venv, install, run the test suite"
 	@echo "make bench  - run benchmarks/ (JSON results in benchmarks/results/)"
+	@echo "make verify-full  - every node's full preset on the full datasets in ../shared/data (not in CI: long)"
+	@echo "make verify-seeds - the quick tour at seeds 0, 1 and 2: every expectation must hold at each seed"
 	@echo "make tflite - create .venv-tflite with litert-torch, for 'dlr export --format tflite'"
 	@echo "make image  - build the model-server image with podman (Dockerfile; offline base + wheelhouse)"
 	@echo "make container-test - make image, then run it and compose.yaml on 127.0.0.1 (docker/container_test.py)"
@@ -52,6 +54,15 @@ test: $(STAMP) $(TFLITE_STAMP)
 	echo "make test: pytest exit $$rc after $$(( $$(date +%s) - start ))s"; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
 	exit $$rc
+
+# Full-mode and multi-seed verification: not in `make test` (too slow); run before closing an issue.
+VERIFY_JOBS ?= 1
+verify-full: export DLR_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
+verify-full: $(STAMP) $(TFLITE_STAMP)
+	$(VENV)/bin/dlr tour --full --jobs $(VERIFY_JOBS) --track none --out runs/verify-full
+
+verify-seeds: $(STAMP) $(TFLITE_STAMP)
+	$(VENV)/bin/dlr tour --quick --seeds 0,1,2 --jobs $(VERIFY_JOBS) --track none --out runs/verify-seeds
 
 # Benchmarks that need full datasets find them through DLR_DATA_DIR (default: ../shared/data when present).
 bench: export DLR_DATA_DIR ?= $(wildcard $(abspath ../shared/data))

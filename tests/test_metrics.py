@@ -28,17 +28,19 @@ def test_accuracy_and_confusion_matrix_match_sklearn():
 
 
 def both(ours, theirs):
-    """Call both with warnings as errors: same value, or both refuse."""
+    """Call both: the same value (also when both warn, e.g. precision with no predicted positives), the same
+    warn-or-not, or both refuse with ValueError."""
     results = []
     for fn in (ours, theirs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
-                results.append(("value", fn()))
-            except (Warning, ValueError) as e:
-                results.append(("raised", type(e).__name__))
-    (k1, v1), (k2, v2) = results
+                results.append(("value", fn(), bool(caught)))
+            except ValueError as e:
+                results.append(("raised", type(e).__name__, False))
+    (k1, v1, w1), (k2, v2, w2) = results
     assert k1 == k2, f"ours {results[0]} vs sklearn {results[1]}"
+    assert w1 == w2, f"warned: ours {w1}, sklearn {w2}"
     if k1 == "value":
         if isinstance(v1, tuple):  # curves: compare each array
             assert len(v1) == len(v2)

@@ -216,4 +216,4 @@ def test_optimizer_trajectory_matches_torch(name, kwargs):
         nn.cross_entropy(sm(Tensor(x)), y).backward()
         sopt.step()
         for p, tp in zip(sm.parameters(), tm.parameters()):
-            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-6, atol=1e-9, err_msg=f"{name} step {step}")
+            np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{name} step {step}")  # the README says ~1e-12

@@ -109,3 +109,19 @@ def test_wandb_keeps_rows_of_sub_runs_that_restart_their_steps(tmp_path, monkeyp
     rows = history(next(next((tmp_path / "wandb").glob("offline-run-*")).glob("run-*.wandb")))
     assert [r.get("sgd/val_acc", r.get("adam/val_acc")) for r in rows] == [0.1, 0.2, 0.3] * 2
     assert [r["_step"] for r in rows] == [1, 2, 3, 4, 5, 6] and [r.get("step") for r in rows[3:]] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_wandb_reader_checks_every_record_checksum(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    from dlroadmap.train.wandb_reader import history, records
+
+    log_a_run(tmp_path, "wandb")
+    f = next((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(records(f)) > 3
+    data = bytearray(f.read_bytes())
+    data[7 + 7 + 6] ^= 0xFF               # one flipped byte inside the first record (file header 7, chunk header 7)
+    bad = tmp_path / "bad.wandb"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="damaged record"):
+        history(bad)

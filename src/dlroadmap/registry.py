@@ -54,8 +54,11 @@ class Expectation:
     op: str
     value: float
     mode: str | None = None  # "quick" or "full": the expectation applies only to runs in that mode
+    when: str | None = None  # a name in CONDITIONS: the expectation applies only where that holds (e.g. "tflite")
 
     def applies(self, quick: bool) -> bool:
+        if self.when is not None and not condition_holds(self.when):
+            return False
         return self.mode is None or self.mode == ("quick" if quick else "full")
 
     def check(self, metrics: dict[str, float]) -> bool | None:
@@ -68,7 +71,17 @@ class Expectation:
         return bool(_OPS[self.op](got, self.value))
 
     def __str__(self) -> str:
-        return f"{self.metric} {self.op} {fmt_value(self.value)}" + (f" ({self.mode} mode)" if self.mode else "")
+        return (f"{self.metric} {self.op} {fmt_value(self.value)}" + (f" ({self.mode} mode)" if self.mode else "")
+                + (f" (where {self.when} is installed)" if self.when else ""))
+
+
+# Optional parts of the environment that some expectations need: name -> "module:function" returning truthy when present.
+CONDITIONS = {"tflite": "dlroadmap.deploy.export:tflite_python"}
+
+
+def condition_holds(name: str) -> bool:
+    module, _, func = CONDITIONS[name].partition(":")
+    return bool(getattr(importlib.import_module(module), func)())
 
 
 @dataclass(frozen=True)
@@ -166,7 +179,9 @@ def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
             raise ValueError(f"roadmap.toml: node {raw['id']}: unknown op {e['op']!r}")
         if e.get("mode") not in (None, "quick", "full"):
             raise ValueError(f"roadmap.toml: node {raw['id']}: mode must be 'quick' or 'full'")
-        expect.append(Expectation(e["metric"], e["op"], float(e["value"]), e.get("mode")))
+        if e.get("when") not in (None, *CONDITIONS):
+            raise ValueError(f"roadmap.toml: node {raw['id']}: when must be one of {', '.join(CONDITIONS)}")
+        expect.append(Expectation(e["metric"], e["op"], float(e["value"]), e.get("mode"), e.get("when")))
     return Node(
         id=raw["id"],
         title=raw["title"],

@@ -42,6 +42,18 @@ FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "tflite": 
 CARD = "model_card.json"
 # float32 kernels differ between runtimes (operation order, fused ops): 1e-5 on probabilities in [0, 1].
 TOLERANCE = {"onnx": 1e-5, "torchscript": 1e-6, "tflite": 1e-4}
+# Probabilities hide what happens to unlikely classes (1e-9 vs 2e-9 is a difference of 1e-9), so log-probabilities,
+# which are the logits shifted by one constant per row, are compared as well, wherever both are above float32's floor.
+LOGPROB_TOLERANCE = {"onnx": 1e-4, "torchscript": 1e-5, "tflite": 1e-3}
+TINY = 1e-30
+
+
+def logprob_diff(got: np.ndarray, expected: np.ndarray) -> float:
+    """Largest |log p_exported - log p_eager| over entries where both probabilities are above TINY."""
+    ok = (got > TINY) & (expected > TINY)
+    if not ok.any():
+        return 0.0
+    return float(np.abs(np.log(got[ok].astype(np.float64)) - np.log(expected[ok].astype(np.float64))).max())
 INPUT_NAME, OUTPUT_NAME = "input", "probabilities"
 TFLITE_PYTHON_ENV = "DLR_TFLITE_PYTHON"
 
@@ -203,12 +215,16 @@ def export(bundle: Bundle, out_dir: str | Path, formats: list[str] | tuple[str, 
         else:
             got = export_tflite(bundle, path, inputs)
         parity = {k: float(np.abs(got[k] - expected[k]).max()) for k in inputs}
-        if max(parity.values()) > TOLERANCE[fmt]:
+        log_parity = {k: logprob_diff(got[k], expected[k]) for k in inputs}
+        if max(parity.values()) > TOLERANCE[fmt] or max(log_parity.values()) > LOGPROB_TOLERANCE[fmt]:
             path.unlink(missing_ok=True)
-            raise UserError(f"{fmt} export of {bundle.name} differs from eager PyTorch by {max(parity.values()):.2e} "
-                            f"(tolerance {TOLERANCE[fmt]:.0e}); file removed")
+            raise UserError(f"{fmt} export of {bundle.name} differs from eager PyTorch by {max(parity.values()):.2e} in probabilities "
+                            f"(tolerance {TOLERANCE[fmt]:.0e}) and {max(log_parity.values()):.2e} in log-probabilities "
+                            f"(tolerance {LOGPROB_TOLERANCE[fmt]:.0e}); file removed")
         files[fmt] = {"file": path.name, "sha256": file_hash(path), "bytes": path.stat().st_size,
-                      "max_abs_diff_vs_eager": parity, "tolerance": TOLERANCE[fmt], "export_seconds": round(time.perf_counter() - t0, 3), **extra}
+                      "max_abs_diff_vs_eager": parity, "tolerance": TOLERANCE[fmt],
+                      "max_abs_logprob_diff_vs_eager": log_parity, "logprob_tolerance": LOGPROB_TOLERANCE[fmt],
+                      "export_seconds": round(time.perf_counter() - t0, 3), **extra}
 
     # The bundle travels with the export, so `dlr serve --backend torch` can run the same folder.
     for src, f in ((bundle.weights, WEIGHTS), (bundle.path / CONFIG, CONFIG)):

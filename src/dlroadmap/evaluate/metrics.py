@@ -180,8 +180,9 @@ def roc_auc_score(y_true, scores, average: str = "macro") -> float:
     """Binary: area under the ROC curve. Multi-class (scores (N, C)): one-vs-rest, macro or weighted."""
     y, s = _np(y_true), _np(scores)
     if s.ndim == 1 or (s.ndim == 2 and s.shape[1] == 1):
-        if len(np.unique(y)) != 2:
-            raise ValueError("Only one class present in y_true. ROC AUC score is not defined in that case.")
+        if len(np.unique(y)) != 2:  # as scikit-learn >= 1.8: undefined, so NaN with a warning (it used to raise)
+            warnings.warn("Only one class is present in y_true. ROC AUC score is not defined in that case.", UndefinedMetricWarning, stacklevel=2)
+            return float("nan")
         fpr, tpr, _ = roc_curve(y, s.ravel())
         return auc(fpr, tpr)
     k = s.shape[1]

@@ -2,16 +2,21 @@
 
 The file is a LevelDB-style log: a 7-byte header (":W&B", magic, version), then 32 KiB blocks of
 records, each with a 7-byte header (crc32, length, type: 1 full, 2 first, 3 middle, 4 last),
-whose payloads are protobuf `Record` messages from wandb.proto.
+whose payloads are protobuf `Record` messages from wandb.proto. Every chunk's CRC is checked
+(zlib's CRC-32 of the payload, seeded with the CRC of its type byte, as W&B writes it), so a
+damaged file is reported, never silently misread. wandb 0.31 ships no Python reader of these
+files any more (its Go core reads them), hence this one; the protobuf schema is wandb's own.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import zlib
 from pathlib import Path
 
 BLOCK = 32 * 1024
+TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (1, 2, 3, 4)}
 
 
 def records(path: Path) -> list[bytes]:
@@ -24,11 +29,13 @@ def records(path: Path) -> list[bytes]:
         if left < 7:  # block trailer: padding
             pos += left
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
         if length == 0 and kind == 0:
             pos += left
             continue
         chunk = data[pos + 7:pos + 7 + length]
+        if kind not in TYPE_CRC or len(chunk) < length or zlib.crc32(chunk, TYPE_CRC[kind]) != crc:
+            raise ValueError(f"{path}: damaged record at byte {pos} (bad type, length or checksum)")
         pos += 7 + length
         if kind == 1:
             out.append(chunk)

@@ -159,7 +159,6 @@ def run_architectures(config: Config, tracker: Tracker) -> Result:
         metrics[f"{name}_small_params"] = float(sum(p.numel() for p in model.parameters()))
         save_trained(tracker.run_dir / "models" / name, model, data, name=f"{name}-{config.dataset}", family=family,
                      kwargs=kwargs, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})
-    metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.models)
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
     for name, hist in histories.items():
         axes[0].plot([h["epoch"] for h in hist], [h["val_acc"] for h in hist], marker="o", ms=3, label=f"{name} ({metrics[f'{name}_test_accuracy']:.3f} test)")

@@ -242,7 +242,6 @@ def run_optimizers(config: OptimizersConfig, tracker: Tracker) -> Result:
         metrics[f"{name}_test_accuracy"] = test_acc
         metrics[f"{name}_seconds"] = time.perf_counter() - t0
 
-    metrics["best_test_accuracy"] = max(metrics[f"{n}_test_accuracy"] for n in config.optimizers)
     metrics["max_rel_diff_vs_torch_optim"] = max(agreement)
     plot = tracker.log_figure(_curves_plot(curves, "Gradient descent variants on the scratch engine (same init, same batches)"), "optimizer_curves")
     torch_curves = torch_optimizers(config, data, tracker, metrics)
@@ -272,7 +271,6 @@ def torch_optimizers(config: OptimizersConfig, data, tracker: Tracker, metrics: 
         hist = fitted.history
         metrics[f"torch_{name}_test_accuracy"] = fitted.test_accuracy
         curves[name] = [(h["train_loss"], h["val_loss"], h["val_acc"]) for h in hist]
-    metrics["torch_best_test_accuracy"] = max(metrics[f"torch_{n}_test_accuracy"] for n in TORCH_OPTIMIZERS)
     return curves
 
 

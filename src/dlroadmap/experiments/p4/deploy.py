@@ -80,6 +80,7 @@ def run_export(config: Config, tracker: Tracker) -> Result:
     metrics = {"eager_test_accuracy": eager_acc, "tflite_exported": float("tflite" in card["files"])}
     for fmt, f in card["files"].items():
         metrics[f"{fmt}_max_abs_diff"] = max(f["max_abs_diff_vs_eager"].values())
+        metrics[f"{fmt}_max_abs_logprob_diff"] = max(f["max_abs_logprob_diff_vs_eager"].values())
         metrics[f"{fmt}_megabytes"] = f["bytes"] / 1e6
     x, y = raw_test_split(config)
     onnx_pred = run_onnx(out / "model.onnx", x).argmax(1)
