@@ -64,3 +64,14 @@ def test_minilm_ships_offline_and_our_pooling_equals_sentence_transformers():
     ours = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1), dim=1)
     ref = torch.tensor(st.encode(texts, normalize_embeddings=True))
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_masked_lm_logits_at_selected_positions_equal_the_full_projection():
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(40, hidden=32, intermediate=64, max_len=16, dropout=0.0)).eval()
+    ids = torch.randint(5, 40, (3, 12))
+    at = torch.rand(3, 12) < 0.3
+    with torch.no_grad():
+        full, sparse = model(ids), model(ids, at=at)
+    assert sparse.shape == (int(at.sum()), 40)
+    torch.testing.assert_close(sparse, full[at])

@@ -103,3 +103,37 @@ def test_expectation_check():
     assert e.check({"acc": 0.5}) is False
     assert e.check({"acc": float("nan")}) is False
     assert e.check({}) is None
+
+
+def test_an_expectation_for_an_optional_tool_applies_only_where_it_is_installed(monkeypatch):
+    from dlroadmap.deploy import export as E
+
+    text = ROADMAP_TOML_MINI.replace("EXPECT", '{ metric = "tflite_max_abs_diff", op = "<=", value = 1e-4, when = "tflite" }')
+    node = registry.parse(text).get("p9.t.n")
+    monkeypatch.setattr(E, "tflite_python", lambda: None)
+    assert node.check({}, quick=True) == []                          # not installed: nothing to check
+    monkeypatch.setattr(E, "tflite_python", lambda: "/usr/bin/python3")
+    [(e, ok)] = node.check({}, quick=True)
+    assert ok is None and "where tflite is installed" in str(e)      # installed: a missing metric is a miss
+    with pytest.raises(ValueError, match="when must be one of"):
+        registry.parse(ROADMAP_TOML_MINI.replace("EXPECT", '{ metric = "m", op = "<=", value = 1, when = "gpu" }'))
+
+
+def test_node_ids_must_sit_in_their_phase_and_topic():
+    with pytest.raises(ValueError, match="its id must be p9.t.<bullet>"):
+        registry.parse(ROADMAP_TOML_MINI.replace('id = "p9.t.n"', 'id = "p9.other.n"').replace("EXPECT", ""))
+
+
+ROADMAP_TOML_MINI = """
+[[phase]]
+id = "p9"
+title = "Phase 9"
+[[phase.topic]]
+id = "t"
+title = "Topic"
+[[phase.topic.node]]
+id = "p9.t.n"
+title = "A node"
+status = "implemented"
+expect = [EXPECT]
+"""

@@ -41,7 +41,7 @@ class Config(ExperimentConfig):
     weight_decay: float = Field(5e-4, ge=0, le=1)
     random_checks: int = Field(40, ge=1, le=10_000, description="random conv/pool configurations compared with torch")
 
-    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "epochs": 12, "batch_size": 64, "random_checks": 25}
+    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "epochs": 10, "batch_size": 64, "random_checks": 25}
 
 
 def adamw_one_cycle(model: nn.Module, config: Config) -> tuple[torch.optim.Optimizer, object]:
@@ -108,7 +108,7 @@ def run_filters(config: Config, tracker: Tracker) -> Result:
     data = classification_tensors("mnist5k" if config.dataset != "digits" else "digits", seed=config.seed)
     model = ScratchCNN(data.num_classes)
     opt, schedule = adamw_one_cycle(model, config)
-    fitted = fit_classifier(model, data, opt, schedule=schedule, epochs=max(2, config.epochs // 4), config=config, tracker=tracker,
+    fitted = fit_classifier(model, data, opt, schedule=schedule, epochs=max(3, config.epochs // 4), config=config, tracker=tracker,
                             prefix="scratch_cnn", batch_size=config.batch_size)
     history, test_acc = fitted.history, fitted.test_accuracy
     # Learned filters and the feature maps they produce on one test digit.

@@ -39,7 +39,7 @@ class Config(ExperimentConfig):
     adding_steps: int = Field(3000, ge=10, le=1_000_000, description="training steps (batch 64) per model on the adding problem")
     adding_hidden: int = Field(64, ge=1, le=4096)
 
-    QUICK: ClassVar[dict] = {"epochs": 10, "adding_length": 50, "adding_steps": 1200}
+    QUICK: ClassVar[dict] = {"epochs": 10, "adding_length": 50, "adding_steps": 1600}
 
 
 def agreement_with_torch(kind: str, seed: int) -> float:

@@ -157,8 +157,8 @@ class TransformersConfig(ExperimentConfig):
     finetune_epochs: int = Field(15, ge=1, le=1000)
     minilm_epochs: int = Field(4, ge=1, le=1000)
 
-    QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 500, "batch_size": 16, "warmup": 50, "eval_batches": 20, "bert_steps": 400,
-                             "finetune_epochs": 5, "minilm_epochs": 2}
+    QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 300, "lr": 3e-3, "batch_size": 16, "warmup": 30, "eval_batches": 20,
+                             "bert_steps": 250, "finetune_epochs": 5, "minilm_epochs": 2}
 
 
 def load_text(corpus: str) -> str:
@@ -288,7 +288,7 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
     from dlroadmap.data import TensorLoader
     from dlroadmap.data.splits import split_indices
     from dlroadmap.evaluate.metrics import accuracy
-    from dlroadmap.models.sequence.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens, mlm_loss
+    from dlroadmap.models.sequence.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens
     from dlroadmap.nlp.bpe import BPE
 
     # Embedding backward is much slower with deterministic kernels; this part does not resume, so allow the fast ones.
@@ -315,7 +315,8 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
         """Masked-LM by step budget: 32 random windows, 15% of their tokens hidden (80/10/10), drawn from the Trainer's seeded RNG."""
         rows = train[torch.randint(len(train), (32,))]
         inputs, target = mask_tokens(rows, mask, len(bpe.vocab), special)
-        return mlm_loss(model(inputs, (rows != pad).long()), target), None, None
+        hidden = target != -100
+        return torch.nn.functional.cross_entropy(model(inputs, (rows != pad).long(), at=hidden), target[hidden]), None, None
 
     opt = torch.optim.AdamW(mlm.parameters(), lr=1e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=config.bert_steps, pct_start=0.1)

@@ -3,10 +3,13 @@
   p3.transfer.finetune    two lessons. Digits: pre-train a CNN on a source task (MNIST-5k digits 0-4),
                           then learn a small target task (digits 5-9, 50 images per class) three ways:
                           from scratch, feature extraction (frozen backbone, new head) and fine-tuning
-                          (all layers, lower learning rate for the backbone). Photos: the real
+                          (all layers, lower learning rate for the backbone). What it shows: frozen
+                          features of digits 0-4 serve 5-9 poorly (well below scratch), fine-tuning
+                          recovers to about scratch's level: the source task is too narrow. Photos: the real
                           ImageNet-trained EfficientNet-Lite0 on faces vs non-faces (scikit-image's LFW
-                          subset) from 10 images per class: a linear classifier on raw pixels vs on the
-                          network's frozen features vs fine-tuning the whole network.
+                          subset) from 5 images per class: a linear classifier on raw pixels vs on the
+                          network's frozen features vs fine-tuning the whole network: broad ImageNet
+                          features win from 10 photos, raw pixels do not.
   p3.transfer.pretrained  EfficientNet-B0..B3 (MBConv, squeeze-excitation, compound scaling) and ResNet in
                           their canonical forms (parameter counts = torchvision's); EfficientNet-Lite0
                           built here (models/vision/efficientnet_lite.py), loaded with the real ImageNet

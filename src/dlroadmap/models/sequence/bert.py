@@ -68,9 +68,13 @@ class BertForMaskedLM(nn.Module):
         self.transform = nn.Sequential(nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(), nn.LayerNorm(cfg.hidden, eps=1e-12))
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
-    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.transform(self.bert(ids, attention_mask))
-        return h @ self.bert.word.weight.T + self.bias        # tied to the input embeddings
+    def forward(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, T, V); with `at` (a bool (N, T) mask of the hidden positions) only there: (M, V). Only ~15% of
+        positions carry a loss, so projecting just those onto the vocabulary saves most of the head's work."""
+        h = self.bert(ids, attention_mask)
+        if at is not None:
+            h = h[at]                                           # (M, H)
+        return self.transform(h) @ self.bert.word.weight.T + self.bias        # tied to the input embeddings
 
 
 class BertForClassification(nn.Module):
