@@ -44,6 +44,10 @@ def test_show_prints_node(cli):
     assert code == 0
     for text in ("Backpropagation", "models/mlp.py", "tests/test_mlp.py", "test_accuracy >= 0.93", "arXiv:1708.07120", "last result"):
         assert text in out
+    import re
+
+    paths = [Path(m) for m in re.findall(r"^\s+(/\S+\.py)\s*$", out, flags=re.M)]
+    assert paths and all(p.is_file() for p in paths), paths   # the code files it lists exist where it says
 
 
 def one_line_error(code: int, err: str, *needles: str) -> None:

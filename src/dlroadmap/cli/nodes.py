@@ -90,7 +90,7 @@ def show(node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop"
     c.print(f"phase {node.phase}, topic {node.topic}")
     if node.notes:
         c.print(f"[italic]{node.notes}[/]")
-    src = Path(__file__).parent
+    src = Path(__file__).resolve().parents[1]  # src/dlroadmap: the paths in roadmap.toml are relative to the package
     for label, items, base in (("code", node.code, src), ("tests", node.tests, None)):
         c.print(f"[bold]{label}:[/]" + ("" if items else " (none yet)"))
         for item in items:
