@@ -19,7 +19,7 @@ from torch import nn
 
 from dlroadmap.data import TensorLoader
 from dlroadmap.errors import TrainingDiverged
-from dlroadmap.train import ModelCheckpoint, Trainer, seed_everything
+from dlroadmap.train import Trainer, seed_everything
 
 
 class TinyGAN(nn.Module):

@@ -22,7 +22,7 @@ from typing import Any, Literal, get_args, get_origin
 import annotated_types
 from pydantic import ValidationError
 
-from dlroadmap.errors import UserError
+from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.io import check_writable_dir, write_json
 from dlroadmap.registry import Node
@@ -138,14 +138,20 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
             write_json(run_dir / "result.json", result.to_json())
             tracker.log_artifact(run_dir / "result.json")
     except BaseException as e:  # a crash, a divergence or Ctrl-C: the latest run of this node failed, say so
-        error = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}".splitlines()[0]
-        if isinstance(e, UserError):
-            error = str(e)
-        write_json(run_dir / "result.json", {**base, "passed": False, "error": error, "expectations": [], "metrics": {},
+        write_json(run_dir / "result.json", {**base, "passed": False, "error": error_line(e), "expectations": [], "metrics": {},
                                              "seconds": time.perf_counter() - t0,
                                              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         raise
     return result
+
+
+def error_line(e: BaseException) -> str:
+    """What stopped a run, in one line: our own errors as they read, anything else with its type."""
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(e, (UserError, TrainingDiverged)):
+        return str(e)
+    return f"{type(e).__name__}: {e}".splitlines()[0]
 
 
 def run_id(node: Node, out: str | Path, *, quick: bool = False, sets: list[str] | None = None, track: str | list[str] | None = "mlflow",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from dlroadmap.errors import UserError
+
 app = typer.Typer(
     help="dlroadmap: the deep-learning roadmap as runnable, verified code. Start with `dlr list`, then `dlr show ID` and `dlr run ID --quick`.",
     no_args_is_help=True,
@@ -39,11 +41,7 @@ def parse_seeds(raw: str | None) -> list[int] | None:
     try:
         seeds = [int(s) for s in raw.split(",") if s.strip()]
     except ValueError:
-        from dlroadmap.errors import UserError
-
         raise UserError(f"--seeds expects comma-separated integers such as 0,1,2, got {raw!r}") from None
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        from dlroadmap.errors import UserError
-
         raise UserError(f"--seeds expects distinct non-negative integers such as 0,1,2, got {raw!r}")
     return seeds

