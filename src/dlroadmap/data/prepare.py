@@ -61,3 +61,22 @@ def classification_tensors(name: str, seed: int = 0, val: float = 0.15, test: fl
     stat = (lambda v: v) if scale == "global" else (lambda v: v.tolist())  # noqa: E731
     return Tensors(t(tr.X), torch.from_numpy(tr.y), t(va.X), torch.from_numpy(va.y), t(te.X), torch.from_numpy(te.y),
                    tr.classes, tr.shape, stat(mean), stat(std), name)
+
+
+@dataclass
+class Pixels:
+    """Images as generative models read them: grey levels in [0, 1], (N, 1, H, W) float32, with labels."""
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: list[str]
+    name: str
+
+
+def image_pixels(name: str, seed: int = 0, test: float = 0.15) -> Pixels:
+    """mnist/fashion-mnist: the official 60k/10k split; an embedded set (mnist5k): a stratified `test` slice.
+    No validation split: generative nodes select nothing on held-out data, they only report on it."""
+    tr, _, te = classification_splits(name, seed, val=0.0, test=test)
+    t = lambda d: torch.from_numpy((d.X / 255.0).astype(np.float32)).reshape(len(d.X), 1, *d.shape[-2:])  # noqa: E731
+    return Pixels(t(tr), torch.from_numpy(tr.y).long(), t(te), torch.from_numpy(te.y).long(), tr.classes, name)

@@ -1,0 +1,1 @@
+"""Generative models: VAE, DCGAN, and the U-Net and noise schedules of diffusion."""
