@@ -4,12 +4,7 @@ two-optimiser run ending bit-identical."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -176,31 +171,12 @@ SCRIPT = textwrap.dedent('''
 
 @pytest.mark.slow
 def test_kill9_then_resume_two_optimiser_run_is_bit_identical(tmp_path):
-    from safetensors.torch import load_file
+    from resume_harness import kill_then_resume
 
     script = tmp_path / "gan_run.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
-    env = dict(os.environ, DLR_PROGRESS="0")
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run([sys.executable, str(script), str(ref), "0", "0"], check=True, env=env, timeout=120)
-
-    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0", "1"], env=env, stderr=subprocess.PIPE)
-    latest = killed / "ck" / "latest"
-    deadline, step = time.time() + 120, 0
-    while time.time() < deadline:  # a checkpoint inside epoch 3 (8 batches an epoch, one every 3 steps)
-        if latest.is_file():
-            step = int(latest.read_text().strip().split("-")[1])
-            if step > 16 and step % 8:
-                break
-        if proc.poll() is not None:
-            pytest.fail(f"the run finished before it could be killed: {proc.stderr.read()[-800:]!r}")
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (killed / "final.safetensors").exists()
-
-    subprocess.run([sys.executable, str(script), str(killed), "1", "0"], check=True, env=env, timeout=120)
-    a, b = load_file(str(ref / "final.safetensors")), load_file(str(killed / "final.safetensors"))
+    # A checkpoint inside epoch 3 (8 batches an epoch, one every 3 steps).
+    a, b, step = kill_then_resume(script, tmp_path, lambda step: step > 16 and step % 8 != 0)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after resume (killed at step {step})"
