@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import ClassVar, Literal
 
@@ -157,8 +156,8 @@ class TransformersConfig(ExperimentConfig):
     finetune_epochs: int = Field(15, ge=1, le=1000)
     minilm_epochs: int = Field(4, ge=1, le=1000)
 
-    QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 300, "lr": 3e-3, "batch_size": 16, "warmup": 30, "eval_batches": 20,
-                             "bert_steps": 250, "finetune_epochs": 5, "minilm_epochs": 2}
+    QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 400, "lr": 3e-3, "batch_size": 16, "warmup": 30, "eval_batches": 20,
+                             "bert_steps": 100, "finetune_epochs": 5, "minilm_epochs": 2}
 
 
 def load_text(corpus: str) -> str:
@@ -210,12 +209,13 @@ def run_gpt(config: TransformersConfig, tracker: Tracker) -> Result:
                     n_embd=config.n_embd, dropout=config.dropout)
     model = GPT(cfg)
     opt = model.configure_optimizer(config.lr)
+    # Exactly `iters` updates: "epochs" of 250 random windows mark when to validate and checkpoint, and
+    # the step budget ends the last one early.
     steps_per_epoch = min(config.iters, 250)
-    epochs = math.ceil(config.iters / steps_per_epoch)
     train = WindowLoader(train_ids, config.block_size, config.batch_size, steps_per_epoch, seed=config.seed)
     val = WindowLoader(val_ids, config.block_size, 64, config.eval_batches, seed=config.seed + 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(config.warmup, epochs * steps_per_epoch))
-    trainer = Trainer(model, opt, max_epochs=epochs, scheduler=sched, scheduler_interval="step", grad_clip=1.0,
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(config.warmup, config.iters))
+    trainer = Trainer(model, opt, max_steps=config.iters, scheduler=sched, scheduler_interval="step", grad_clip=1.0,
                       device=config.device, precision=config.precision, seed=config.seed, tracker=tracker,
                       step=lambda m, b: (m(b[0], b[1])[1], None, None), description=f"gpt {config.corpus}",
                       callbacks=[ModelCheckpoint(tracker.run_dir / "checkpoints", monitor="val_loss")])
@@ -235,7 +235,7 @@ def run_gpt(config: TransformersConfig, tracker: Tracker) -> Result:
                          preprocessing={"tokenizer": config.tokenizer, "tokens": list(tok.chars)},
                          source={"node": "p3.nlp.transformers", "run_dir": str(tracker.run_dir), "val_loss": val_loss})
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    xs = [h["epoch"] * steps_per_epoch for h in history]
+    xs = [h["step"] for h in history]
     ax.plot(xs, [h["train_loss"] for h in history], "o-", label="train (mean over the epoch)")
     ax.plot(xs, [h["val_loss"] for h in history], "o-", label="validation")
     ax.axhline(baseline, color="k", ls="--", lw=0.8, label=f"unigram baseline {baseline:.2f}")
