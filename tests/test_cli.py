@@ -69,7 +69,10 @@ def test_unknown_node_suggests(cli, tmp_path):
 
 
 def test_not_implemented_node(cli):
-    code, _, err = cli("run", "p3.gen.gan", "--quick")
+    missing = [n.id for n in registry.load().nodes if n.status == "missing"]
+    if not missing:
+        pytest.skip("every node is implemented")
+    code, _, err = cli("run", missing[0], "--quick")
     one_line_error(code, err, "not implemented yet")
 
 

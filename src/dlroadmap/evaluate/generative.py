@@ -132,6 +132,9 @@ class DigitJudge:
         return float((self.probabilities(images).argmax(1) == labels).float().mean())
 
 
+JUDGE_RECIPE = 1   # bump when the judge's training changes, so no run loads a judge trained the old way
+
+
 def digit_judge(dataset: str, cache: str | Path, *, seed: int = 0, epochs: int = 8, device: str = "cpu") -> DigitJudge:
     """Our LeNet-5 trained once on `dataset` (mnist5k or mnist) and kept as a model bundle under `cache`;
     later runs (and the other generative nodes) load it instead of training again. Training is seeded
@@ -142,7 +145,7 @@ def digit_judge(dataset: str, cache: str | Path, *, seed: int = 0, epochs: int =
     from dlroadmap.train.fit import fit_classifier, one_cycle
     from dlroadmap.train.trainer import seed_everything
 
-    path = Path(cache) / f"judge-lenet5-{dataset}-seed{seed}-epochs{epochs}"
+    path = Path(cache) / f"judge-v{JUDGE_RECIPE}-lenet5-{dataset}-seed{seed}-epochs{epochs}"
     if (path / CONFIG).is_file():
         bundle = read_bundle(path)
         pre = bundle.config["preprocessing"]
