@@ -110,21 +110,29 @@ class DigitJudge:
     test_accuracy: float
 
     @torch.no_grad()
-    def feature_stats(self, images: torch.Tensor, batch: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    def features_of(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """The judge's 84 features of `images` in [0, 1], (N, 84), computed in batches."""
         self.features.eval()
-        return gaussian_stats(torch.cat([self.features(images[i: i + batch]) for i in range(0, len(images), batch)]))
+        return torch.cat([self.features(images[i: i + batch]) for i in range(0, len(images), batch)])
+
+    def feature_stats(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return gaussian_stats(self.features_of(images))
 
     @torch.no_grad()
-    def probabilities(self, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-        f = self.features.eval()
-        return torch.cat([f.net.classifier[-1](f(images[i: i + batch])).softmax(-1) for i in range(0, len(images), batch)])
+    def _classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.features.net.classifier[-1](features).softmax(-1)    # the last layer on the features
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, 10) of `images` in [0, 1]."""
+        return self._classify(self.features_of(images))
 
     def judge(self, images: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-        """FLD to the reference statistics, classifier score and coverage of `images` in [0, 1]."""
-        probs = self.probabilities(images)
+        """FLD to the reference statistics, classifier score and coverage of `images` in [0, 1]; the network runs once."""
+        features = self.features_of(images)
+        probs = self._classify(features)
         cs, cs_std = classifier_score(probs)
         coverage = class_coverage(probs.argmax(1), probs.shape[1])
-        return {"fld": frechet_distance(*self.feature_stats(images), *reference), "classifier_score": cs, "classifier_score_std": cs_std,
+        return {"fld": frechet_distance(*gaussian_stats(features), *reference), "classifier_score": cs, "classifier_score_std": cs_std,
                 "classes_present": coverage["classes_present"], "max_min_ratio": coverage["max_min_ratio"], "counts": coverage["counts"]}
 
     def accuracy_on(self, images: torch.Tensor, labels: torch.Tensor) -> float:

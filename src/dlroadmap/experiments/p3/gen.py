@@ -77,10 +77,10 @@ def train_vae(model: VAE, data: Pixels, config: VAEConfig, tracker: Tracker | No
     return history, time.perf_counter() - t0
 
 
-def judge_and_reference(config: ExperimentConfig, dataset: str, tracker: Tracker, data: Pixels, judge_epochs: int
+def judge_and_reference(config: VAEConfig | GANConfig, tracker: Tracker, data: Pixels
                         ) -> tuple[DigitJudge, tuple[torch.Tensor, torch.Tensor], dict]:
     """The LeNet-5 judge (trained once, cached beside the runs), the real test statistics, and the floor and ceiling."""
-    judge = digit_judge(dataset, tracker.root / "_judges", seed=config.seed, epochs=judge_epochs)
+    judge = digit_judge(config.dataset, tracker.root / "_judges", seed=config.seed, epochs=config.judge_epochs)
     reference = judge.feature_stats(data.X_test)
     return judge, reference, floor_and_ceiling(judge, data.X_train, reference, n=len(data.X_test), seed=config.seed)
 
@@ -88,7 +88,7 @@ def judge_and_reference(config: ExperimentConfig, dataset: str, tracker: Tracker
 def run_vae(config: VAEConfig, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     data = image_pixels(config.dataset, seed=config.seed)
-    judge, reference, bounds = judge_and_reference(config, config.dataset, tracker, data, config.judge_epochs)
+    judge, reference, bounds = judge_and_reference(config, tracker, data)
 
     # 1. The pytorch/examples recipe (constant 1e-3), then the same network with a one-cycle schedule.
     seed_everything(config.seed)
@@ -123,14 +123,14 @@ def run_vae(config: VAEConfig, tracker: Tracker) -> Result:
     # class into z as well, the decoder learns to read it from there, and a prior sample then carries a
     # random class that competes with the label; a small code leaves room for style only.
     asked = torch.arange(10).repeat_interleave(100)
-    cvae_acc, cvae_loss, c_samples = {}, {}, None
+    cvae_acc, cvae_loss, drawn_by = {}, {}, {}
     for latent in config.cvae_latents:
         seed_everything(config.seed)
         cvae = VAE(latent, config.hidden, num_classes=10)
         hist_c, _ = train_vae(cvae, data, config, tracker, epochs=config.cvae_epochs, lr=config.lr, schedule="one-cycle", prefix=f"cvae_{latent}d")
-        drawn = cvae.eval().sample(len(asked), asked, generator=torch.Generator().manual_seed(config.seed + 2))
-        cvae_acc[latent], cvae_loss[latent] = judge.accuracy_on(drawn, asked), hist_c[-1]["val_loss"]
-        c_samples = drawn if c_samples is None else c_samples
+        drawn_by[latent] = cvae.eval().sample(len(asked), asked, generator=torch.Generator().manual_seed(config.seed + 2))
+        cvae_acc[latent], cvae_loss[latent] = judge.accuracy_on(drawn_by[latent], asked), hist_c[-1]["val_loss"]
+    c_samples = drawn_by[config.cvae_latents[0]]   # the one the expectation judges is the one shown
 
     plots = {"vae_report": tracker.log_figure(_report_figure(vae, vae2, data, samples, c_samples, config), "vae_report"),
              "vae_quality": tracker.log_figure(_quality_figure(history, hist_examples, iw, bounds | {"VAE samples": quality}, config), "vae_quality")}
@@ -238,12 +238,7 @@ class EpochSamples(Callback):
 
     def on_epoch_metrics(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         self.seconds += time.perf_counter() - self.t0
-        g = trainer.model.generator
-        was_training = g.training
-        g.eval()
-        with torch.no_grad():
-            self.rows.append((g(self.z) + 1) / 2)
-        g.train(was_training)
+        self.rows.append(trainer.model.generate(self.z))
         fld = self.judge.judge(trainer.model.sample(2000, generator=torch.Generator().manual_seed(self.seed)), self.reference)["fld"]
         self.fld.append((self.seconds, fld))
         metrics["fld_2000"] = fld
@@ -268,7 +263,7 @@ def gan_trainer(config: GANConfig, gan: GAN, *, saturating: bool, tracker: Track
 def run_gan(config: GANConfig, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     data = image_pixels(config.dataset, seed=config.seed)
-    judge, reference, bounds = judge_and_reference(config, config.dataset, tracker, data, config.judge_epochs)
+    judge, reference, bounds = judge_and_reference(config, tracker, data)
     train = lambda: TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed)  # noqa: E731
 
     # 1. Why the paper switches losses: from the same initial networks and batches, the generator's

@@ -78,14 +78,18 @@ class GAN(nn.Module):
         self.apply(dcgan_init)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, batch: int = 1000) -> torch.Tensor:
-        """n images (n, 1, 28, 28) in [0, 1] from G in eval mode (batch norm uses its running statistics)."""
+    def generate(self, z: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+        """Images (N, 1, 28, 28) in [0, 1] for noise z (N, z_dim), from G in eval mode (batch norm uses its
+        running statistics); G's own mode is restored afterwards, so this can run in the middle of training."""
         was_training = self.generator.training
         self.generator.eval()
-        z = torch.randn(n, self.generator.z_dim, generator=generator)
-        out = torch.cat([self.generator(z[i: i + batch]) for i in range(0, n, batch)])
+        out = torch.cat([self.generator(z[i: i + batch]) for i in range(0, len(z), batch)])
         self.generator.train(was_training)
         return (out + 1) / 2
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images from z ~ N(0, I)."""
+        return self.generate(torch.randn(n, self.generator.z_dim, generator=generator))
 
 
 def dcgan_init(m: nn.Module) -> None:
