@@ -120,3 +120,21 @@ def test_conditional_vae_needs_and_uses_the_class():
     z = torch.zeros(2, 2)
     out = cvae.decode(z, torch.tensor([1, 7]))
     assert not torch.allclose(out[0], out[1])
+
+
+def test_importance_weighted_bound_is_exact_when_every_weight_is_equal():
+    """q(z|x) = p(z) and a decoder that ignores z make every weight p(x|z) p(z) / q(z|x) = p(x): then the
+    estimate is exactly -log p(x) for any k (the - log k term cancels the k equal terms of the sum)."""
+    torch.manual_seed(0)
+    model = VAE(latent=3, hidden=8).eval()
+    with torch.no_grad():
+        for layer in (model.mu, model.logvar, model.dec2):
+            layer.weight.zero_()
+        model.mu.bias.zero_()
+        model.logvar.bias.zero_()                                   # q = N(0, I) = p(z)
+        model.dec2.bias.copy_(torch.randn(784))                     # logits independent of z
+    x = torch.rand(5, 1, 28, 28).round()
+    exact = torch.nn.functional.binary_cross_entropy_with_logits(model.dec2.bias.expand(5, -1), x.flatten(1), reduction="none").sum(1)
+    for k in (1, 7, 300):
+        torch.testing.assert_close(importance_weighted_nll(model, x, k, rows=40, generator=torch.Generator().manual_seed(k)), exact,
+                                   rtol=1e-5, atol=1e-4)
