@@ -83,6 +83,7 @@ def test_not_implemented_node(cli):
     ("epochs=0", ["invalid value epochs=0", ">= 1"]),
     ("optimizer=adamax", ["invalid value optimizer=adamax", "one of adamw, adam, sgd, rmsprop"]),
     ("lr", ["--set expects key=value"]),
+    ("hidden=[256,0]", ["invalid value hidden=[256,0]", "greater than or equal to 1"]),   # a list item is checked too
 ])
 def test_invalid_set(cli, tmp_path, item, needles):
     out = tmp_path / "o"

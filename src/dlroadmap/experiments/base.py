@@ -13,9 +13,14 @@ Where a node's experiment lives follows from its id (registry.Node.experiment); 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+# The item type of a list of sizes or counts (layer widths, matrix sizes, sample counts): a 0 or a negative
+# number is refused with the field's name when the config is built, instead of crashing the run later.
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class ExperimentConfig(BaseModel):

@@ -14,16 +14,16 @@ import numpy as np
 from pydantic import Field
 
 from dlroadmap.data import load
-from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
+from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.foundations import linalg as L
 from dlroadmap.train import Tracker
 
 
 class Config(ExperimentConfig):
-    sizes: list[int] = Field([64, 128, 256, 512], min_length=1, description="matrix sizes for the matmul timings")
+    sizes: list[PositiveInt] = Field([64, 128, 256, 512], min_length=1, description="matrix sizes for the matmul timings")
     naive_max: int = Field(128, ge=8, le=1024, description="largest size timed with the pure-Python loop")
     peak_size: int = Field(2048, ge=256, le=8192, description="size used to measure the BLAS GEMM peak")
-    eig_sizes: list[int] = Field([5, 10, 20, 40], min_length=1)
+    eig_sizes: list[PositiveInt] = Field([5, 10, 20, 40], min_length=1)
 
     QUICK: ClassVar[dict] = {"sizes": [32, 64, 128, 256], "naive_max": 64, "peak_size": 1024, "eig_sizes": [5, 10, 20]}
 

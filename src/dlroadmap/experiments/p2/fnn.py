@@ -28,7 +28,7 @@ from dlroadmap.data import TensorLoader, classification_tensors
 from dlroadmap.deploy.bundle import save_trained
 from dlroadmap.evaluate.metrics import accuracy, confusion_matrix
 from dlroadmap.evaluate.plots import confusion_matrix_plot, learning_curves
-from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
+from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.models.mlp import MLP, autograd_grads, manual_backward
 from dlroadmap.scratch import Tensor, nn, no_grad, optim  # the NumPy engine's nn, not torch.nn
 from dlroadmap.train import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Trainer, Tracker, seed_everything
@@ -41,7 +41,7 @@ from dlroadmap.train.fit import fit_classifier
 class BackpropConfig(ExperimentConfig):
     dataset: Literal["mnist5k", "digits", "mnist", "fashion-mnist"] = Field(
         "mnist5k", description="mnist5k/digits are embedded; mnist/fashion-mnist need DLR_DATA_DIR or a download")
-    hidden: list[int] = Field([512, 256], min_length=1, max_length=8, description="hidden layer widths")
+    hidden: list[PositiveInt] = Field([512, 256], min_length=1, max_length=8, description="hidden layer widths")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     epochs: int = Field(30, ge=1, le=1000)
     batch_size: int = Field(64, ge=1, le=65536)

@@ -31,7 +31,7 @@ from pydantic import Field
 from dlroadmap.data import TensorLoader
 from dlroadmap.data.prepare import Pixels, image_pixels
 from dlroadmap.evaluate.generative import DigitJudge, digit_judge, floor_and_ceiling, image_grid, quality_bars
-from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
+from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.models.generative.dcgan import GAN, optimizers, training_step
 from dlroadmap.models.generative.vae import VAE, gaussian_kl, importance_weighted_nll, negative_elbo
 from dlroadmap.train import Callback, ModelCheckpoint, Tracker, Trainer, seed_everything
@@ -48,9 +48,9 @@ class VAEConfig(ExperimentConfig):
     lr: float = Field(1e-2, gt=0, le=1, description="peak of the one-cycle schedule (chosen on a validation split: 3e-3, 5e-3, 1e-2)")
     latent2_epochs: int = Field(10, ge=1, le=1000, description="the 2-d latent model")
     cvae_epochs: int = Field(10, ge=1, le=1000, description="the conditional VAEs")
-    cvae_latents: list[int] = Field([2, 20], min_length=1, description="latent sizes of the conditional VAEs (the first one is judged)")
+    cvae_latents: list[PositiveInt] = Field([2, 20], min_length=1, description="latent sizes of the conditional VAEs (the first one is judged)")
     iw_images: int = Field(1000, ge=10, le=10_000, description="test images for the importance-weighted bound")
-    iw_k: list[int] = Field([1, 50, 5000], min_length=2, description="importance samples per image")
+    iw_k: list[PositiveInt] = Field([1, 50, 5000], min_length=2, description="importance samples per image")
     samples: int = Field(10_000, ge=1000, le=100_000, description="generated digits judged by FLD, classifier score and coverage")
     judge_epochs: int = Field(8, ge=1, le=100, description="training epochs of the LeNet-5 judge")
 
