@@ -92,6 +92,16 @@ def test_invalid_set(cli, tmp_path, item, needles):
     assert not out.exists(), "a rejected run must write nothing"
 
 
+@pytest.mark.parametrize("item,needle", [
+    ("channels=[12,32,64]", "every width must be a multiple of 8"),
+    ("per_class=20", "samples=60 must be >= 10 x per_class=20"),
+    ("ddim_steps=500", "ddim_steps=500 must be <= timesteps=400"),
+])
+def test_invalid_combination_stops_before_training(cli, tmp_path, item, needle):
+    code, _, err = cli("run", "p4.research.diffusion", "--quick", "--set", item, "--out", str(tmp_path / "o"), "--track", "none")
+    one_line_error(code, err, needle)
+
+
 def test_invalid_track_and_precision(cli, tmp_path):
     code, _, err = cli("run", "p2.fnn.backprop", "--quick", "--track", "neptune", "--out", str(tmp_path / "o"))
     one_line_error(code, err, "unknown tracking backend 'neptune'")

@@ -68,3 +68,24 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a real rendering, not a blank page
     shutil.copy(shot, out / "report-screenshot.png")
+
+
+def test_generated_digits_side_by_side(tmp_path):
+    """With two or more generative nodes' sample grids in the runs folder, the report shows them in one row."""
+    import json
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for node_id in ("p3.gen.vae", "p4.research.diffusion"):
+        (tmp_path / node_id / "plots").mkdir(parents=True)
+        (tmp_path / node_id / "result.json").write_text(json.dumps({"node": node_id, "metrics": {}, "expectations": []}))
+        fig = plt.figure(figsize=(1, 1))
+        fig.savefig(tmp_path / node_id / "plots" / "samples.png")
+        plt.close(fig)
+    html = write_report(tmp_path).read_text()
+    side = html.split("Generated digits side by side", 1)[1].split("<h2>Runs</h2>", 1)[0]
+    assert side.count('<img alt="samples"') == 2
+    (tmp_path / "p3.gen.vae" / "plots" / "samples.png").unlink()
+    assert "Generated digits side by side" not in write_report(tmp_path).read_text()   # one grid alone is not a comparison

@@ -11,7 +11,7 @@ from torch import nn
 from dlroadmap.data import TensorLoader
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.evaluate.metrics import accuracy
-from dlroadmap.train import EarlyStopping, LearningRateMonitor, ModelCheckpoint, Trainer, latest_checkpoint, seed_everything
+from dlroadmap.train import EMA, EarlyStopping, LearningRateMonitor, ModelCheckpoint, Trainer, latest_checkpoint, seed_everything
 from dlroadmap.train.callbacks import Callback
 
 
@@ -172,3 +172,53 @@ def test_resume_without_checkpoint_callback_is_an_error():
     tr = make(max_epochs=1)
     with pytest.raises(UserError, match="ModelCheckpoint"):
         tr.fit(*loaders(), resume=True)
+
+
+def test_ema_equals_torch_averaged_model():
+    """Without warm-up, the EMA callback is torch's AveragedModel with the EMA rule, started from the same weights."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    class Reference(Callback):
+        def on_fit_start(self, trainer):
+            self.avg = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+            self.avg.update_parameters(trainer.model)           # the first call copies: the initial weights
+
+        def on_train_batch_end(self, trainer):
+            self.avg.update_parameters(trainer.model)
+
+    ema, ref = EMA(0.9, warmup=False), Reference()
+    tr = make(max_epochs=2, callbacks=[ema, ref])
+    tr.fit(*loaders())
+    assert ema.updates == tr.global_step == 24
+    for a, b, p in zip(ema.module.parameters(), ref.avg.module.parameters(), tr.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+        assert not torch.allclose(a, p)                         # an average, not a copy of the weights
+
+
+def test_ema_warmup_and_resume(tmp_path):
+    """Warm-up: the first update uses d = 2/11. The shadow is checkpointed: a resumed run averages on exactly."""
+    seed_everything(0)
+    model = nn.Linear(2, 1)
+    w0 = model.weight.detach().clone()
+    ema = EMA(0.99)
+    tr = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), loss_fn=nn.functional.mse_loss, max_steps=1, callbacks=[ema], device="cpu")
+    X = torch.randn(8, 2)
+    tr.fit(TensorLoader(X, X.sum(1, keepdim=True), batch_size=8))
+    torch.testing.assert_close(ema.module.weight, 2 / 11 * w0 + 9 / 11 * model.weight, rtol=0, atol=1e-7)
+
+    class StopAt(Callback):
+        def on_train_batch_end(self, trainer):
+            trainer.should_stop = trainer.global_step == 17
+
+    def run(name, *extra, resume=False):
+        e = EMA(0.95)
+        t = make(max_epochs=3, callbacks=[e, ModelCheckpoint(tmp_path / name, every_n_steps=1), *extra])
+        t.fit(*loaders(), resume=resume)
+        return e
+
+    ref = run("ref")
+    run("part", StopAt())
+    resumed = run("part", resume=True)
+    assert resumed.updates == ref.updates == 36
+    for a, b in zip(ref.module.state_dict().values(), resumed.module.state_dict().values()):
+        assert torch.equal(a, b)

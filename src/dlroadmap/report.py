@@ -67,6 +67,13 @@ def collect(out: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
+SIDE_BY_SIDE = ("p3.gen.vae", "p3.gen.gan", "p4.research.diffusion")
+
+
+def _plot_dir(out: Path, node_id: str, r: dict[str, Any]) -> Path:
+    return out / node_id / (f"seed-{r['seeds'][0]}" if r.get("seeds") else "") / "plots"
+
+
 def render(out: Path) -> str:
     roadmap = registry.load()
     results = collect(out)
@@ -97,6 +104,13 @@ def render(out: Path) -> str:
             parts.append("</div>")
         parts.append("</div></section>")
 
+    # The generative models' samples side by side (each node logs a 10 x 10 "samples" plot).
+    grids = [(n, p) for n in SIDE_BY_SIDE if n in results and (p := _plot_dir(out, n, results[n]) / "samples.png").is_file()]
+    if len(grids) >= 2:
+        parts.append("<h2>Generated digits side by side</h2><p>Samples of each generative model in this report, judged by the "
+                     "Fréchet LeNet Distance (our LeNet-5's features, not Inception; lower is better, comparable at equal sample counts).</p>")
+        parts.append("<div class=plots>" + "".join(_img(p) for _, p in grids) + "</div>")
+
     # Runs: metrics against expectations, then plots.
     parts.append("<h2>Runs</h2>" if results else "<h2>Runs</h2><p>No results yet: run <code>dlr tour --quick</code>.</p>")
     for node in roadmap.nodes:
@@ -125,8 +139,7 @@ def render(out: Path) -> str:
             if k not in r.get("metrics", {}):
                 parts.append(f"<tr><td>{_esc(k)}</td><td>(not measured)</td><td>{_esc(e['op'])} {fmt_value(e['value'])}</td><td class=fail>no</td></tr>")
         parts.append("</table>")
-        plot_dir = out / node.id / (f"seed-{r['seeds'][0]}" if r.get("seeds") else "") / "plots"
-        plots = sorted(plot_dir.glob("*.png"))
+        plots = sorted(_plot_dir(out, node.id, r).glob("*.png"))
         if plots:
             parts.append("<div class=plots>" + "".join(_img(p) for p in plots) + "</div>")
         cfg = r.get("config", {})

@@ -196,6 +196,17 @@ def image_grid(ax: Any, images: torch.Tensor, rows: int, title: str = "") -> Non
     ax.axis("off")
 
 
+def samples_figure(images: torch.Tensor, title: str) -> Any:
+    """Up to 100 samples, 10 a row, on a figure of their own: the plot the report sets beside the other generators'."""
+    import matplotlib.pyplot as plt
+
+    images = images[:100]
+    fig, ax = plt.subplots(figsize=(4, 4.2))
+    image_grid(ax, images, rows=math.ceil(len(images) / 10), title=title)
+    fig.tight_layout()
+    return fig
+
+
 def quality_bars(ax: Any, results: dict[str, dict[str, Any]], title: str = "FLD to the real test digits (lower is better)") -> None:
     """Horizontal bars of FLD (log scale) with each set's classifier score written beside it."""
     names = list(results)

@@ -102,3 +102,57 @@ class LearningRateMonitor(Callback):
         groups = trainer.optimizer.param_groups
         for i, g in enumerate(groups):
             metrics["lr" if len(groups) == 1 else f"lr_group{i}"] = float(g["lr"])
+
+
+class EMA(Callback):
+    """An exponential moving average of the weights, updated after every optimiser step (Polyak & Juditsky
+    1992; DDPM samples from it, decay 0.9999):
+
+        shadow <- d * shadow + (1 - d) * weights,   d = min(decay, (1 + n) / (10 + n)) with warm-up, else decay
+
+    n counts the updates so far. Without warm-up, a short run keeps decay^n of the initial weights (0.999 after
+    1,000 steps: 37% of the random start); warm-up averages plainly at first and reaches `decay` later.
+    `module` is a frozen copy of the model holding the average (buffers, e.g. batch-norm statistics, copied),
+    the one to evaluate or sample from. The shadow is part of the checkpoint, so a resumed run averages on
+    exactly. Without warm-up it equals torch.optim.swa_utils.AveragedModel with get_ema_multi_avg_fn(decay)
+    started from the same initial weights (tests/test_trainer.py).
+    """
+
+    def __init__(self, decay: float = 0.999, warmup: bool = True):
+        if not 0.0 < decay < 1.0:
+            raise ValueError("decay must be in (0, 1)")
+        self.decay, self.warmup = decay, warmup
+        self.updates = 0
+        self.module: Any = None
+        self._saved: dict[str, Any] | None = None
+
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        import copy
+
+        if self.module is None:
+            self.module = copy.deepcopy(trainer.model).eval().requires_grad_(False)
+        if self._saved is not None:                  # a checkpoint was loaded before the model was copied
+            self.module.load_state_dict(self._saved)
+            self._saved = None
+
+    def on_train_batch_end(self, trainer: "Trainer") -> None:
+        import torch
+
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
+        with torch.no_grad():
+            for avg, p in zip(self.module.parameters(), trainer.model.parameters()):
+                avg.lerp_(p.detach(), 1.0 - d)       # avg + (1 - d) (p - avg) = d avg + (1 - d) p
+            for avg, b in zip(self.module.buffers(), trainer.model.buffers()):
+                avg.copy_(b)
+
+    def state_dict(self) -> dict[str, Any]:
+        weights = self.module.state_dict() if self.module is not None else self._saved
+        return {"updates": self.updates, "weights": {k: v.detach().cpu().clone() for k, v in (weights or {}).items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        if self.module is not None:
+            self.module.load_state_dict(state["weights"])
+        else:
+            self._saved = state["weights"]

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from dlroadmap.data import TensorLoader
 from dlroadmap.data.prepare import Pixels, image_pixels
-from dlroadmap.evaluate.generative import DigitJudge, digit_judge, floor_and_ceiling, image_grid, quality_bars
+from dlroadmap.evaluate.generative import DigitJudge, digit_judge, floor_and_ceiling, image_grid, quality_bars, samples_figure
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.models.generative.dcgan import GAN, optimizers, training_step
 from dlroadmap.models.generative.vae import VAE, gaussian_kl, importance_weighted_nll, negative_elbo
@@ -133,7 +133,8 @@ def run_vae(config: VAEConfig, tracker: Tracker) -> Result:
     c_samples = drawn_by[config.cvae_latents[0]]   # the one the expectation judges is the one shown
 
     plots = {"vae_report": tracker.log_figure(_report_figure(vae, vae2, data, samples, c_samples, config), "vae_report"),
-             "vae_quality": tracker.log_figure(_quality_figure(history, hist_examples, iw, bounds | {"VAE samples": quality}, config), "vae_quality")}
+             "vae_quality": tracker.log_figure(_quality_figure(history, hist_examples, iw, bounds | {"VAE samples": quality}, config), "vae_quality"),
+             "samples": tracker.log_figure(samples_figure(samples, f"VAE: z ~ N(0, I) (FLD {quality['fld']:.1f})"), "samples")}
     metrics = {
         "vae_test_loss": history[-1]["val_loss"], "examples_recipe_test_loss": hist_examples[-1]["val_loss"],
         "vae_2d_test_loss": hist2[-1]["val_loss"], **{f"cvae_{k}d_test_loss": v for k, v in cvae_loss.items()},
@@ -291,6 +292,7 @@ def run_gan(config: GANConfig, tracker: Tracker) -> Result:
 
     fig = _gan_figure(history, norms, grid.rows, samples, bounds | {"GAN samples": quality}, config)
     plot = tracker.log_figure(fig, "gan_report")
+    tracker.log_figure(samples_figure(samples, f"DCGAN: G(z) (FLD {quality['fld']:.1f})"), "samples")
     # Once D has learned to reject the first fakes (the second half of the comparison window), the
     # saturating loss's gradient has collapsed while the non-saturating one keeps its size.
     late = slice(config.compare_steps // 2, config.compare_steps)

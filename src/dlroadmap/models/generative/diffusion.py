@@ -76,7 +76,7 @@ class NoiseSchedule:
         if t == 0:
             return mean
         variance = ((1 - abar_prev) / (1 - abar_t) * beta_t).clamp_min(1e-20)
-        z = torch.randn(eps.shape, generator=generator, dtype=eps.dtype, device=eps.device)
+        z = torch.randn(eps.shape, generator=generator, dtype=eps.dtype).to(eps.device)   # CPU generator, any device
         return mean + variance.sqrt() * z
 
     def ddim_timesteps(self, steps: int) -> list[int]:
@@ -85,35 +85,61 @@ class NoiseSchedule:
         return [i * ratio for i in range(steps)][::-1]
 
     def ddim_step(self, eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, eta: float = 0.0,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """One DDIM step x_t -> x_{t_prev} (eq. 12); t_prev < 0 means the end (abar = 1)."""
+                  generator: torch.Generator | None = None, clipped_eps: bool = True) -> torch.Tensor:
+        """One DDIM step x_t -> x_{t_prev} (eq. 12); t_prev < 0 means the end (abar = 1).
+
+        clipped_eps: once x_0 is clipped to [-1, 1], the noise direction is re-derived from it,
+        eps = (x_t - sqrt(abar_t) x_0) / sqrt(1 - abar_t), so both terms of eq. 12 describe the same x_0
+        (diffusers: use_clipped_model_output=True). Without it, the guided eps of classifier-free
+        guidance, larger than any noise the network saw, is carried into x_{t_prev} unclipped and the
+        digits break up; DDPM's posterior mean uses x_0 and x_t only, so it never has this problem."""
         abar_t = self.alphas_cumprod[t]
         abar_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
         x0 = self.predict_x0(eps, t, x_t)
+        if clipped_eps and self.clip_sample:
+            eps = (x_t - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
         sigma = eta * ((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev)).sqrt()
         x_prev = abar_prev.sqrt() * x0 + (1 - abar_prev - sigma**2).sqrt() * eps
         if eta > 0:
-            x_prev = x_prev + sigma * torch.randn(eps.shape, generator=generator, dtype=eps.dtype, device=eps.device)
+            x_prev = x_prev + sigma * torch.randn(eps.shape, generator=generator, dtype=eps.dtype).to(eps.device)
         return x_prev
 
 
-def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Ho et al.'s simple loss: a random step per image, noise it, predict the noise (eq. 14)."""
+def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, y: torch.Tensor | None = None, p_uncond: float = 0.0) -> torch.Tensor:
+    """Ho et al.'s simple loss: a random step per image, noise it, predict the noise (eq. 14). With labels,
+    each is dropped to -1 ("no class") with probability p_uncond, so one network also learns the
+    unconditional model that classifier-free guidance needs (Ho & Salimans 2022, section 3.2)."""
     t = torch.randint(schedule.timesteps, (len(x0),), device=x0.device)
     noise = torch.randn_like(x0)
+    if y is not None and p_uncond > 0:
+        y = torch.where(torch.rand(len(y), device=y.device) < p_uncond, torch.full_like(y, -1), y)
     return ((model(schedule.add_noise(x0, noise, t), t, y) - noise) ** 2).mean()
 
 
 @torch.no_grad()
 def sample(model, schedule: NoiseSchedule, n: int, *, y: torch.Tensor | None = None, guidance: float = 0.0,
-           steps: int | None = None, generator: torch.Generator | None = None, shape: tuple[int, ...] = (1, 28, 28)) -> torch.Tensor:
-    """n images in [0, 1]. steps=None: DDPM's ancestral sampler over all T steps; steps=k: DDIM (eta 0) in k steps.
-    With labels y and guidance w > 0, classifier-free guidance (Ho & Salimans 2022, arXiv:2207.12598):
-    eps = (1 + w) eps(x, t, y) - w eps(x, t, no class)."""
-    x = torch.randn(n, *shape, generator=generator)
+           steps: int | None = None, generator: torch.Generator | None = None, shape: tuple[int, ...] = (1, 28, 28),
+           batch: int = 250) -> torch.Tensor:
+    """n images in [0, 1], (n, *shape), on the CPU. steps=None: DDPM's ancestral sampler over all T steps;
+    steps=k: DDIM (eta 0) in k steps. With labels y and guidance w > 0, classifier-free guidance (Ho &
+    Salimans 2022, arXiv:2207.12598, eq. 6): eps = (1 + w) eps(x, t, y) - w eps(x, t, no class).
+    Images are made `batch` at a time (the activations of 1,000 at once would not fit a small machine's
+    cache); noise comes from `generator` on the CPU, so a seed gives the same digits on any device."""
+    if y is not None and len(y) != n:
+        raise ValueError(f"y holds {len(y)} labels for {n} images")
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, n, batch):
+        labels = None if y is None else y[start: start + batch].to(device)
+        out.append(_sample_batch(model, schedule, min(batch, n - start), labels, guidance, steps, generator, shape, device))
+    return torch.cat(out)
+
+
+def _sample_batch(model, schedule: NoiseSchedule, n: int, y, guidance: float, steps: int | None, generator, shape, device) -> torch.Tensor:
+    x = torch.randn(n, *shape, generator=generator).to(device)       # x_T ~ N(0, I)
 
     def eps(x_t: torch.Tensor, t: int) -> torch.Tensor:
-        tt = torch.full((n,), t, dtype=torch.long)
+        tt = torch.full((n,), t, dtype=torch.long, device=device)
         if y is None or guidance == 0:
             return model(x_t, tt, y)
         both = model(torch.cat([x_t, x_t]), torch.cat([tt, tt]), torch.cat([y, torch.full_like(y, -1)]))  # -1: no class
@@ -127,4 +153,4 @@ def sample(model, schedule: NoiseSchedule, n: int, *, y: torch.Tensor | None = N
         ts = schedule.ddim_timesteps(steps)
         for i, t in enumerate(ts):
             x = schedule.ddim_step(eps(x, t), t, ts[i + 1] if i + 1 < len(ts) else -1, x)
-    return ((x + 1) / 2).clamp(0, 1)
+    return ((x + 1) / 2).clamp(0, 1).cpu()
