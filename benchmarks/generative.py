@@ -66,8 +66,8 @@ def main() -> None:
             m = result.metrics
             rows.append({"model": name, "node": node_id, "fld": m[fld], "fld_samples": result.config[n_key], "classifier_score": m[cs],
                          "classes_present": m[present],
-                         "max_min_class_ratio": m[ratio] if math.isfinite(m[ratio]) else None,   # None: a digit never drawn "train_seconds": m[seconds],
-                         "samples_per_second": m[per_s], "parameters": sum(m[p] for p in params)})
+                         "max_min_class_ratio": m[ratio] if math.isfinite(m[ratio]) else None,   # None: a digit never drawn
+                         "train_seconds": m[seconds], "samples_per_second": m[per_s], "parameters": sum(m[p] for p in params)})
             if name == "DDPM":
                 rows[-1]["pair_fld_ddim"] = m["pair_fld_ddim"]
             if node_id == "p3.gen.vae":
