@@ -78,6 +78,11 @@ def test_judge_is_trained_once_then_loaded(tmp_path):
     with torch.no_grad():
         assert torch.equal(first.features(images), again.features(images))
     assert again.test_accuracy == first.test_accuracy > 0.8
+    # One pass gives FLD, score and, given the asked labels, the accuracy: the same as reading the digits alone.
+    labels = torch.arange(50) % 10
+    judged = again.judge(images, again.feature_stats(images), labels)
+    assert judged["accuracy"] == again.accuracy_on(images, labels)
+    assert judged["accuracy"] == float((again.probabilities(images).argmax(1) == labels).float().mean())
 
 
 def test_closed_form_kl_equals_torch_distributions():

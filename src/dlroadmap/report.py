@@ -67,9 +67,6 @@ def collect(out: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
-SIDE_BY_SIDE = ("p3.gen.vae", "p3.gen.gan", "p4.research.diffusion")
-
-
 def _plot_dir(out: Path, node_id: str, r: dict[str, Any]) -> Path:
     return out / node_id / (f"seed-{r['seeds'][0]}" if r.get("seeds") else "") / "plots"
 
@@ -104,8 +101,8 @@ def render(out: Path) -> str:
             parts.append("</div>")
         parts.append("</div></section>")
 
-    # The generative models' samples side by side (each node logs a 10 x 10 "samples" plot).
-    grids = [(n, p) for n in SIDE_BY_SIDE if n in results and (p := _plot_dir(out, n, results[n]) / "samples.png").is_file()]
+    # The generative models' samples side by side: every node that logs a "samples" plot, in roadmap order.
+    grids = [(n.id, p) for n in roadmap.nodes if n.id in results and (p := _plot_dir(out, n.id, results[n.id]) / "samples.png").is_file()]
     if len(grids) >= 2:
         parts.append("<h2>Generated digits side by side</h2><p>Samples of each generative model in this report, judged by the "
                      "Fréchet LeNet Distance (our LeNet-5's features, not Inception; lower is better, comparable at equal sample counts).</p>")

@@ -126,18 +126,27 @@ class DigitJudge:
         """Class probabilities (N, 10) of `images` in [0, 1]."""
         return self._classify(self.features_of(images))
 
-    def judge(self, images: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-        """FLD to the reference statistics, classifier score and coverage of `images` in [0, 1]; the network runs once."""
+    def judge(self, images: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor | None = None) -> dict[str, Any]:
+        """FLD to the reference statistics, classifier score and coverage of `images` in [0, 1]; with the
+        `labels` a conditional generator was asked for, also its "accuracy". The network runs once."""
         features = self.features_of(images)
         probs = self._classify(features)
+        predicted = probs.argmax(1)
         cs, cs_std = classifier_score(probs)
-        coverage = class_coverage(probs.argmax(1), probs.shape[1])
-        return {"fld": frechet_distance(*gaussian_stats(features), *reference), "classifier_score": cs, "classifier_score_std": cs_std,
-                "classes_present": coverage["classes_present"], "max_min_ratio": coverage["max_min_ratio"], "counts": coverage["counts"]}
+        coverage = class_coverage(predicted, probs.shape[1])
+        out = {"fld": frechet_distance(*gaussian_stats(features), *reference), "classifier_score": cs, "classifier_score_std": cs_std,
+               "classes_present": coverage["classes_present"], "max_min_ratio": coverage["max_min_ratio"], "counts": coverage["counts"]}
+        if labels is not None:
+            out["accuracy"] = _agreement(predicted, labels)
+        return out
 
     def accuracy_on(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """How often the judge reads the digit a conditional generator was asked for."""
-        return float((self.probabilities(images).argmax(1) == labels).float().mean())
+        return _agreement(self.probabilities(images).argmax(1), labels)
+
+
+def _agreement(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((predicted == labels).float().mean())
 
 
 JUDGE_RECIPE = 1   # bump when the judge's training changes, so no run loads a judge trained the old way
@@ -168,6 +177,15 @@ def digit_judge(dataset: str, cache: str | Path, *, seed: int = 0, epochs: int =
     save_trained(path, net, data, name=f"judge-lenet5-{dataset}", family=family, kwargs=kwargs,
                  source={"purpose": "judge of generated digits (FLD, classifier score)", "test_accuracy": fitted.test_accuracy})
     return DigitJudge(LeNetFeatures(net.eval(), data.mean, data.std), fitted.test_accuracy)
+
+
+def judge_and_reference(dataset: str, cache: str | Path, train: torch.Tensor, test: torch.Tensor, *, n: int, seed: int = 0,
+                        epochs: int = 8) -> tuple[DigitJudge, tuple[torch.Tensor, torch.Tensor], dict[str, dict[str, Any]]]:
+    """What every generative node starts with: the judge (trained once, cached under `cache`), the real
+    test digits' feature statistics, and the floor and ceiling judged with n images."""
+    judge = digit_judge(dataset, cache, seed=seed, epochs=epochs)
+    reference = judge.feature_stats(test)
+    return judge, reference, floor_and_ceiling(judge, train, reference, n=n, seed=seed)
 
 
 def floor_and_ceiling(judge: DigitJudge, train: torch.Tensor, reference: tuple[torch.Tensor, torch.Tensor], n: int,

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from dlroadmap.data import TensorLoader
 from dlroadmap.data.prepare import Pixels, image_pixels
-from dlroadmap.evaluate.generative import DigitJudge, digit_judge, floor_and_ceiling, image_grid, quality_bars, samples_figure
+from dlroadmap.evaluate.generative import DigitJudge, image_grid, judge_and_reference, quality_bars, samples_figure
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.models.generative.dcgan import GAN, optimizers, training_step
 from dlroadmap.models.generative.vae import VAE, gaussian_kl, importance_weighted_nll, negative_elbo
@@ -77,18 +77,16 @@ def train_vae(model: VAE, data: Pixels, config: VAEConfig, tracker: Tracker | No
     return history, time.perf_counter() - t0
 
 
-def judge_and_reference(config: VAEConfig | GANConfig, tracker: Tracker, data: Pixels
-                        ) -> tuple[DigitJudge, tuple[torch.Tensor, torch.Tensor], dict]:
-    """The LeNet-5 judge (trained once, cached beside the runs), the real test statistics, and the floor and ceiling."""
-    judge = digit_judge(config.dataset, tracker.root / "_judges", seed=config.seed, epochs=config.judge_epochs)
-    reference = judge.feature_stats(data.X_test)
-    return judge, reference, floor_and_ceiling(judge, data.X_train, reference, n=len(data.X_test), seed=config.seed)
+def judge_for(config: VAEConfig | GANConfig, tracker: Tracker, data: Pixels) -> tuple[DigitJudge, tuple[torch.Tensor, torch.Tensor], dict]:
+    """The judge, the real test statistics, and the floor and ceiling at the test split's size."""
+    return judge_and_reference(config.dataset, tracker.root / "_judges", data.X_train, data.X_test, n=len(data.X_test), seed=config.seed,
+                               epochs=config.judge_epochs)
 
 
 def run_vae(config: VAEConfig, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     data = image_pixels(config.dataset, seed=config.seed)
-    judge, reference, bounds = judge_and_reference(config, tracker, data)
+    judge, reference, bounds = judge_for(config, tracker, data)
 
     # 1. The pytorch/examples recipe (constant 1e-3), then the same network with a one-cycle schedule.
     seed_everything(config.seed)
@@ -264,7 +262,7 @@ def gan_trainer(config: GANConfig, gan: GAN, *, saturating: bool, tracker: Track
 def run_gan(config: GANConfig, tracker: Tracker) -> Result:
     seed_everything(config.seed)
     data = image_pixels(config.dataset, seed=config.seed)
-    judge, reference, bounds = judge_and_reference(config, tracker, data)
+    judge, reference, bounds = judge_for(config, tracker, data)
     train = lambda: TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed)  # noqa: E731
 
     # 1. Why the paper switches losses: from the same initial networks and batches, the generator's

@@ -34,7 +34,7 @@ from pydantic import Field
 from dlroadmap.data import TensorLoader
 from dlroadmap.data.prepare import image_pixels
 from dlroadmap.errors import UserError
-from dlroadmap.evaluate.generative import digit_judge, floor_and_ceiling, image_grid, quality_bars, samples_figure
+from dlroadmap.evaluate.generative import floor_and_ceiling, image_grid, judge_and_reference, quality_bars, samples_figure
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.models.generative.diffusion import NoiseSchedule, diffusion_loss, sample
 from dlroadmap.models.generative.unet import UNet
@@ -74,9 +74,8 @@ def run_diffusion(config: DiffusionConfig, tracker: Tracker) -> Result:
         raise UserError("; ".join(problems))
     seed_everything(config.seed)
     data = image_pixels(config.dataset, seed=config.seed)
-    judge = digit_judge(config.dataset, tracker.root / "_judges", seed=config.seed, epochs=config.judge_epochs)
-    reference = judge.feature_stats(data.X_test)
-    bounds = floor_and_ceiling(judge, data.X_train, reference, n=config.samples, seed=config.seed)
+    judge, reference, bounds = judge_and_reference(config.dataset, tracker.root / "_judges", data.X_train, data.X_test, n=config.samples,
+                                                   seed=config.seed, epochs=config.judge_epochs)
     schedule = NoiseSchedule(config.timesteps, config.schedule)
 
     # 1. Train eps_theta(x_t, t, y) by step budget; images scaled to [-1, 1] as in DDPM.
@@ -110,13 +109,14 @@ def run_diffusion(config: DiffusionConfig, tracker: Tracker) -> Result:
         return sample(model, schedule, len(asked), y=asked, guidance=w, steps=steps, generator=gen(seed)), asked
 
     digits, asked = ask(config.samples // 10, config.guidance, config.ddim_steps, 2)
-    quality = judge.judge(digits, reference)
-    guided_acc = judge.accuracy_on(digits, asked)
+    quality = judge.judge(digits, reference, asked)
+    guided_acc = quality["accuracy"]
     first = torch.arange(len(asked)) < 10 * config.per_class      # the first per_class of each digit
     sweep = {}
     for w in config.guidance_sweep:
         images, labels = (digits[first], asked[first]) if w == config.guidance else ask(config.per_class, w, config.ddim_steps, 3)
-        sweep[w] = {"accuracy": judge.accuracy_on(images, labels), "fld": judge.judge(images, reference)["fld"]}
+        judged = judge.judge(images, reference, labels)
+        sweep[w] = {"accuracy": judged["accuracy"], "fld": judged["fld"]}
 
     # 3. DDPM over all T steps against DDIM in ddim_steps: the same digits asked, the same scale, the same
     #    starting noise; and the "no class" model alone (the 10% of training without labels).
