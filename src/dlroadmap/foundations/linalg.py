@@ -273,3 +273,20 @@ def pca(X: np.ndarray, k: int, solver=eig_symmetric) -> tuple[np.ndarray, np.nda
     signs = np.sign(comps[np.arange(k), np.abs(comps).argmax(axis=1)])
     comps *= signs[:, None]
     return Xc @ comps.T, comps, vals[order]
+
+
+def principal_angles(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Principal angles (radians, largest first) between the column spaces of A (d, p) and B (d, q).
+
+    With orthonormal bases Q_A, Q_B (from QR), the singular values of Q_A^T Q_B are the cosines of the
+    angles (Bjorck & Golub 1973): 0 when one space contains a direction of the other, pi/2 when orthogonal.
+    Two k-dimensional subspaces are equal iff all k angles are 0, whatever bases span them.
+    """
+    qa, _ = np.linalg.qr(np.asarray(A, dtype=np.float64))
+    qb, _ = np.linalg.qr(np.asarray(B, dtype=np.float64))
+    cosines = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    # arccos loses precision near 0; the sine form (svd of the part of B outside A) is exact there.
+    sines = np.linalg.svd(qb - qa @ (qa.T @ qb), compute_uv=False) if qb.shape[1] <= qa.shape[1] else \
+        np.linalg.svd(qa - qb @ (qb.T @ qa), compute_uv=False)
+    angles = np.where(cosines**2 < 0.5, np.arccos(np.clip(cosines, -1, 1)), np.arcsin(np.clip(sines[::-1], -1, 1)))
+    return np.sort(angles)[::-1]

@@ -1,0 +1,1 @@
+"""Self-supervised models: autoencoders (linear, MLP, convolutional) and contrastive learners (SimCLR, MoCo)."""
