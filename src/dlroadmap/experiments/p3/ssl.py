@@ -18,6 +18,14 @@
                        and the autoencoder's codes; the 100-label experiment (pre-trained + probe or
                        fine-tuning against the same network trained from scratch on the same labels);
                        MoCo against SimCLR at two batch sizes.
+
+What the numbers showed here (full MNIST, seed 0, 2 CPU cores): with 100 labels, the SimCLR encoder and a
+linear probe reach 0.938 test accuracy (the published small-scale anchor: 0.919), the same network from
+scratch 0.738, and from scratch with the pre-training augmentations 0.920: on digits, augmentation alone
+teaches much of what contrastive pre-training does. MoCo's queue did not beat SimCLR at either batch size
+(probe 0.980 vs 0.984 at 256, 0.967 vs 0.975 at 32): at batch 32 SimCLR still sees 62 negatives, which is
+plenty for ten classes; the queue pays where a batch cannot hold enough negatives (ImageNet's thousand
+classes). MoCo's step is ~1.4x cheaper per image (one view back-propagated).
 """
 
 from __future__ import annotations
@@ -299,7 +307,7 @@ class ContrastiveConfig(ExperimentConfig):
     dataset: DATASETS = Field("mnist", description="mnist5k is embedded; mnist and fashion-mnist need DLR_DATA_DIR or a download")
     epochs: int = Field(20, ge=1, le=1000, description="pre-training epochs of SimCLR and of MoCo at the main batch size")
     batch_size: int = Field(256, ge=4, le=65536, description="main pre-training batch (SimCLR's negatives: 2 x batch - 2)")
-    moco_epochs: int | None = Field(None, ge=1, le=1000, description="MoCo's pre-training epochs (default: epochs; benchmarks/ssl.py sets it for equal wall time)")
+    moco_epochs: int | None = Field(None, ge=1, le=1000, description="MoCo's pre-training epochs (default: epochs; benchmarks/self_supervised.py sets it for equal wall time)")
     small_batch: int = Field(32, ge=4, le=65536, description="the second batch size, where MoCo's queue should matter")
     small_batch_epochs: int = Field(3, ge=1, le=1000, description="pre-training epochs at the small batch size (8x the steps of an epoch at 256)")
     lr: float = Field(2e-3, gt=0, le=1, description="AdamW peak (one-cycle) at the main batch size; scaled linearly with the batch size")

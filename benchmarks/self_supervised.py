@@ -7,8 +7,8 @@
    p3.ssl.contrastive runs through the runner and its kNN and linear-probe accuracies, at both batch
    sizes, and the 100-label table are read from its result.
 
-    python benchmarks/ssl.py            # quick preset on the embedded MNIST-5k
-    python benchmarks/ssl.py --full     # full preset on full MNIST (DLR_DATA_DIR)
+    python benchmarks/self_supervised.py            # quick preset on the embedded MNIST-5k
+    python benchmarks/self_supervised.py --full     # full preset on full MNIST (DLR_DATA_DIR)
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
         print(f"  {name:22s} {row['knn']:7.3f} {row['linear_probe']:7.3f} {row['linear_probe_100_labels']:9.3f}")
     for name, v in hundred.items():
         print(f"  100 labels, {name:24s} {v:.3f}")
-    out = save("ssl_full" if args.full else "ssl", {
+    out = save("self_supervised_full" if args.full else "self_supervised", {
         "mode": "full" if args.full else "quick", "dataset": config.dataset, "batch_size": config.batch_size, "width": config.width,
         "pretrain_images_per_second": speed, "simclr_epochs": config.epochs, "moco_epochs": moco_epochs,
         "simclr_pretrain_seconds": m["simclr_pretrain_seconds"], "moco_pretrain_seconds": m["moco_pretrain_seconds"],
