@@ -125,3 +125,15 @@ def test_wandb_reader_checks_every_record_checksum(tmp_path, monkeypatch):
     bad.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="damaged record"):
         history(bad)
+
+
+def test_tool_node_rerun_into_the_same_folder_reads_back_only_its_own_run(tmp_path):
+    """TensorBoard's reader merges every event file in a folder: a rerun must start from a clean demo folder
+    (it read back 10 epochs of a 5-epoch run before the fix)."""
+    from dlroadmap import registry
+    from dlroadmap.runner import run_id
+
+    node = registry.load().get("tools.tracking.tensorboard")
+    for _ in range(2):
+        result = run_id(node, tmp_path, quick=True, track="none", epochs=2)
+    assert result.metrics["epochs_read_back"] == 2.0

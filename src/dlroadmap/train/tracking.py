@@ -280,6 +280,11 @@ def demo_run(backend: str, root: Path, *, epochs: int, seed: int = 0, device: st
     from dlroadmap.models.mlp import MLP
     from dlroadmap.train.trainer import Trainer, seed_everything
 
+    import shutil
+
+    # The demo folder belongs to this run: a rerun into the same run folder must not read back the last
+    # run's event files too (TensorBoard's reader merges every event file in the folder).
+    shutil.rmtree(root, ignore_errors=True)
     seed_everything(seed)
     data = classification_tensors("digits", seed=seed)
     model = MLP(64, [64], 10)
