@@ -42,7 +42,7 @@ from pydantic import Field
 from torch import nn
 
 from dlroadmap.data import TensorLoader
-from dlroadmap.data.augment import contrastive_view
+from dlroadmap.data.augment import contrastive_view, gaussian_noise
 from dlroadmap.data.prepare import Pixels, image_pixels
 from dlroadmap.errors import UserError
 from dlroadmap.evaluate.generative import image_grid
@@ -77,11 +77,6 @@ class AutoencoderConfig(ExperimentConfig):
     QUICK: ClassVar[dict] = {"dataset": "mnist5k", "codes": [2, 8], "epochs": 15, "linear_epochs": 60, "denoise_epochs": 30, "conv_width": 8, "anomaly_digits": [2, 5]}
 
 
-def corrupt(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """x + N(0, std^2), clipped to the pixel range [0, 1]."""
-    return (x + std * torch.randn(x.shape, generator=generator).to(x.device)).clamp(0, 1)
-
-
 def fit_autoencoder(model: Autoencoder, X: torch.Tensor, *, epochs: int, lr: float, batch_size: int, seed: int, device: str,
                     tracker: Tracker | None, prefix: str, noise_std: float = 0.0, precision: str = "fp32") -> list[dict[str, float]]:
     """Train through the Trainer on mean squared error (Adam, one-cycle); with noise_std > 0 the input is
@@ -91,7 +86,7 @@ def fit_autoencoder(model: Autoencoder, X: torch.Tensor, *, epochs: int, lr: flo
 
     def step(m: Autoencoder, batch) -> tuple[torch.Tensor, None, None]:
         x = batch[0]
-        return F.mse_loss(m(corrupt(x, noise_std) if noise_std > 0 else x), x), None, None
+        return F.mse_loss(m(gaussian_noise(x, std=noise_std) if noise_std > 0 else x), x), None, None
 
     loader = TensorLoader(X, batch_size=batch_size, shuffle=True, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -183,7 +178,7 @@ def run_autoencoder(config: AutoencoderConfig, tracker: Tracker) -> Result:
     denoise: dict[str, list[float]] = {"noisy input": [], "PCA projection": [], "denoising AE": []}
     shown: dict[str, torch.Tensor] = {}
     for std in config.noise_levels:
-        noisy_tr, noisy_te = corrupt(Xtr[:2000], std, g), corrupt(Xte, std, g)
+        noisy_tr, noisy_te = gaussian_noise(Xtr[:2000], g, std), gaussian_noise(Xte, g, std)
         best_m = min(pca_sizes, key=lambda m: float((pca_fits[m].reconstruct(noisy_tr) - Xtr[:2000]).square().mean()))
         with torch.no_grad():
             out = dae(noisy_te)
