@@ -76,6 +76,7 @@ image: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
 image: $(STAMP)
 	bash docker/base-image.sh $(BASE_IMAGE)
 	$(PY) -m pip download --quiet --disable-pip-version-check -c constraints.txt -d docker/wheelhouse -r docker/requirements-serve.txt setuptools wheel
+	podman image prune -f >/dev/null  # layers a failed earlier build left behind (they can fill the disk)
 	podman build --format docker --quiet --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_EXTRA=--no-index -t $(IMAGE) .
 	podman image prune -f >/dev/null
 

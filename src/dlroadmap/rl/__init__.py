@@ -1,0 +1,1 @@
+"""Reinforcement learning: tabular methods, policy gradients, DQN (Phase 3)."""
