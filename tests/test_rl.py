@@ -114,3 +114,62 @@ def test_episode_monitor_first_reaching():
     # moving averages over 3: 2, 5, 7.67, 10, 6.67 -> first >= 7 ends at episode 5 (index 4, 25 steps)
     assert mon.first_reaching(7) == 25
     assert mon.first_reaching(11) is None
+
+
+def test_gae_and_returns_match_stable_baselines3_rollout_buffer():
+    """Our GAE on a random rollout with episode ends = SB3's RolloutBuffer.compute_returns_and_advantage."""
+    import gymnasium as gym
+    import torch
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    from dlroadmap.rl.advantages import discounted_returns, gae
+
+    T_, N, gamma, lam = 64, 4, 0.98, 0.9
+    g = torch.Generator().manual_seed(0)
+    rewards = torch.randn(T_, N, generator=g, dtype=torch.float64)
+    values = torch.randn(T_, N, generator=g, dtype=torch.float64)
+    dones = (torch.rand(T_, N, generator=g) < 0.1).double()
+    last_value = torch.randn(N, generator=g, dtype=torch.float64)
+    adv, targets = gae(rewards, values, dones, last_value, gamma, lam)
+
+    buf = RolloutBuffer(T_, gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2), device="cpu", gae_lambda=lam, gamma=gamma, n_envs=N)
+    for t in range(T_):
+        starts = np.zeros(N, dtype=np.float32) if t == 0 else dones[t - 1].numpy()   # SB3: "obs t begins an episode"
+        buf.add(np.zeros((N, 3), np.float32), np.zeros((N, 1)), rewards[t].numpy(), starts, values[t].clone(), torch.zeros(N))
+    buf.compute_returns_and_advantage(last_values=last_value.clone(), dones=dones[-1].numpy())
+    assert np.abs(buf.advantages - adv.numpy()).max() < 1e-6          # SB3 stores float32
+    assert np.abs(buf.returns - targets.numpy()).max() < 1e-6
+    # lambda = 1 is the Monte-Carlo return minus V: discounted_returns gives the same targets.
+    adv1, targets1 = gae(rewards, values, dones, last_value, gamma, 1.0)
+    assert torch.allclose(targets1, discounted_returns(rewards, dones, gamma, last_value), atol=1e-12)
+
+
+def test_ppo_clipped_objective_matches_the_piecewise_formula():
+    """L_CLIP per sample (Schulman et al. 2017, eq. 7, drawn in their Figure 1): for A > 0 the ratio is capped at
+    1 + eps, for A < 0 floored at 1 - eps; written out case by case and compared."""
+    import torch
+
+    from dlroadmap.rl.ppo import clipped_objective
+
+    g = torch.Generator().manual_seed(0)
+    old = torch.randn(1000, generator=g, dtype=torch.float64)
+    new = old + 0.5 * torch.randn(1000, generator=g, dtype=torch.float64)
+    adv = torch.randn(1000, generator=g, dtype=torch.float64)
+    eps = 0.2
+    rho = (new - old).exp()
+    direct = torch.where(adv > 0, torch.minimum(rho, torch.tensor(1 + eps, dtype=torch.float64)) * adv,
+                         torch.maximum(rho, torch.tensor(1 - eps, dtype=torch.float64)) * adv)
+    assert torch.allclose(clipped_objective(new, old, adv, eps), -direct.mean(), atol=1e-12)
+    # Without clipping and at rho = 1 the gradient is the vanilla policy gradient -A * d log pi.
+    new1 = old.clone().requires_grad_(True)
+    clipped_objective(new1, old, adv, None).backward()
+    assert torch.allclose(new1.grad, -adv / len(adv), atol=1e-12)
+
+
+def test_policy_gradient_node_refuses_bad_envs(cli):
+    from test_cli import one_line_error
+
+    one_line_error(*cli("run", "p3.rl.policy_gradient", "--quick", "--track", "none", "--set", "env=Pendulum-v1")[::2],
+                   "discrete action space", "Pendulum-v1")
+    one_line_error(*cli("run", "p3.rl.policy_gradient", "--quick", "--track", "none", "--set", "env=CartPol-v1")[::2],
+                   "unknown gymnasium environment 'CartPol-v1'")
