@@ -158,3 +158,11 @@ def test_run_writes_result_and_report(cli, tmp_path):
     assert (out / "report.html").is_file()
     code, show_out, _ = cli("show", "p2.fnn.backprop", "--out", str(out))
     assert "last result" in show_out and ("passed" in show_out or "FAILED" in show_out)
+
+
+def test_usage_errors_exit_2_without_traceback(cli):
+    """Unknown options and extra arguments are usage errors: click's message and exit 2, never a traceback
+    (typer 0.29 vendors click, so its exceptions are not click.ClickException)."""
+    for args in (("run", "--bogus"), ("run", "p3.rl.qlearning", "p3.rl.policy_gradient")):
+        code, _, err = cli(*args)
+        assert code == 2 and "Traceback" not in err and ("No such option" in err or "unexpected extra argument" in err), (args, err)

@@ -56,10 +56,10 @@ def main() -> None:
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)
-    except Exception as e:  # click's usage errors (unknown option, missing argument)
+    except Exception as e:  # usage errors (unknown option, extra argument): click's, or the copy of click typer >= 0.29 vendors
         import click
 
-        if isinstance(e, click.ClickException):
+        if isinstance(e, click.ClickException) or (callable(getattr(e, "show", None)) and isinstance(getattr(e, "exit_code", None), int)):
             e.show()
             sys.exit(e.exit_code)
         raise
