@@ -118,11 +118,9 @@ def test_episode_monitor_first_reaching():
 
 def test_gae_and_returns_match_stable_baselines3_rollout_buffer():
     """Our GAE on a random rollout with episode ends = SB3's RolloutBuffer.compute_returns_and_advantage."""
-    import gymnasium as gym
     import torch
-    from stable_baselines3.common.buffers import RolloutBuffer
 
-    from dlroadmap.rl.advantages import discounted_returns, gae
+    from dlroadmap.rl.advantages import discounted_returns, gae, gae_stable_baselines3
 
     T_, N, gamma, lam = 64, 4, 0.98, 0.9
     g = torch.Generator().manual_seed(0)
@@ -132,13 +130,9 @@ def test_gae_and_returns_match_stable_baselines3_rollout_buffer():
     last_value = torch.randn(N, generator=g, dtype=torch.float64)
     adv, targets = gae(rewards, values, dones, last_value, gamma, lam)
 
-    buf = RolloutBuffer(T_, gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2), device="cpu", gae_lambda=lam, gamma=gamma, n_envs=N)
-    for t in range(T_):
-        starts = np.zeros(N, dtype=np.float32) if t == 0 else dones[t - 1].numpy()   # SB3: "obs t begins an episode"
-        buf.add(np.zeros((N, 3), np.float32), np.zeros((N, 1)), rewards[t].numpy(), starts, values[t].clone(), torch.zeros(N))
-    buf.compute_returns_and_advantage(last_values=last_value.clone(), dones=dones[-1].numpy())
-    assert np.abs(buf.advantages - adv.numpy()).max() < 1e-6          # SB3 stores float32
-    assert np.abs(buf.returns - targets.numpy()).max() < 1e-6
+    ref_adv, ref_targets = gae_stable_baselines3(rewards, values, dones, last_value, gamma, lam)
+    assert np.abs(ref_adv.numpy() - adv.numpy()).max() < 1e-6          # SB3 stores float32
+    assert np.abs(ref_targets.numpy() - targets.numpy()).max() < 1e-6
     # lambda = 1 is the Monte-Carlo return minus V: discounted_returns gives the same targets.
     adv1, targets1 = gae(rewards, values, dones, last_value, gamma, 1.0)
     assert torch.allclose(targets1, discounted_returns(rewards, dones, gamma, last_value), atol=1e-12)

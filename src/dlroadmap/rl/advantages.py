@@ -38,3 +38,21 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_v
         running = delta + gamma * lam * alive * running
         adv[t] = running
     return adv, adv + values
+
+
+def gae_stable_baselines3(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+                          gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference `gae` is checked against (by tests/test_rl.py and the policy-gradient node), never called
+    by it: the same rollout fed into stable-baselines3's RolloutBuffer.compute_returns_and_advantage.
+    SB3 marks "observation t begins an episode" where we mark "step t ended one": episode_starts[t] =
+    dones[t - 1]. Returns (advantages, value targets) as float32 (SB3 stores float32)."""
+    import gymnasium as gym
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    T, N = rewards.shape
+    buf = RolloutBuffer(T, gym.spaces.Box(-1, 1, (1,)), gym.spaces.Discrete(2), device="cpu", gae_lambda=lam, gamma=gamma, n_envs=N)
+    for t in range(T):
+        starts = torch.zeros(N) if t == 0 else dones[t - 1]
+        buf.add(torch.zeros(N, 1).numpy(), torch.zeros(N, 1).numpy(), rewards[t].numpy(), starts.numpy(), values[t].clone(), torch.zeros(N))
+    buf.compute_returns_and_advantage(last_values=last_value.clone(), dones=dones[-1].numpy())
+    return torch.from_numpy(buf.advantages), torch.from_numpy(buf.returns)

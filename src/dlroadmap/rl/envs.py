@@ -24,9 +24,9 @@ def make_env(env_id: str, **kwargs: Any):
         return gym.make(env_id, disable_env_checker=True, **kwargs)
     except error.DeprecatedEnv as e:
         raise UserError(f"environment {env_id!r} is an old version: {e}") from None
-    except (error.NameNotFound, error.NamespaceNotFound, error.VersionNotFound, error.UnregisteredEnv, error.Error) as e:
-        if isinstance(e, error.DependencyNotInstalled):
-            raise UserError(f"environment {env_id!r} needs an extra package: {e}") from None
+    except error.DependencyNotInstalled as e:
+        raise UserError(f"environment {env_id!r} needs an extra package: {e}") from None
+    except error.Error:                      # NameNotFound, VersionNotFound, NamespaceNotFound, ...
         raise UserError(f"unknown gymnasium environment {env_id!r}; try one of {', '.join(KNOWN)}") from None
 
 

@@ -5,10 +5,13 @@ rendered frames from one episode of the trained agent for the report."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import deque
 from typing import Callable, Iterator
 
 import numpy as np
+
+from dlroadmap.rl.envs import make_env
 
 
 class EpisodeMonitor:
@@ -74,11 +77,7 @@ class EpisodeMonitor:
 def frame_strip(env_id: str, act: Callable[[object], int], *, frames: int = 8, seed: int = 0, max_steps: int = 500, **env_kwargs) -> list[np.ndarray]:
     """Render one episode of a trained agent (`act(observation) -> action`) and keep `frames` evenly spaced
     frames (first and last included). Needs pygame (gymnasium's classic-control and toy-text renderers)."""
-    import os
-
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")   # no display needed for rgb_array
-    from dlroadmap.rl.envs import make_env
-
     env = make_env(env_id, render_mode="rgb_array", **env_kwargs)
     obs, _ = env.reset(seed=seed)
     shots = [env.render()]

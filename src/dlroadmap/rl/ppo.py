@@ -127,7 +127,6 @@ def train_ppo(env_id: str, s: PPOSettings, *, seed: int, monitor: EpisodeMonitor
         with torch.no_grad():
             last_value = net.value(torch.as_tensor(obs_np, dtype=torch.float32, device=device))
         adv, returns = gae(rew_buf, val_buf, done_buf, last_value, s.gamma, s.lam)
-        last = Rollout(rew_buf.clone(), val_buf.clone(), done_buf.clone(), last_value, adv, returns)
         if stop_at is not None and len(monitor.returns) >= monitor.window and monitor.moving_average >= stop_at:
             break
 
@@ -149,4 +148,5 @@ def train_ppo(env_id: str, s: PPOSettings, *, seed: int, monitor: EpisodeMonitor
                 nn.utils.clip_grad_norm_(net.parameters(), s.max_grad_norm)
                 opt.step()
     envs.close()
-    return net, last
+    # The optimisation only reads the buffers: after the loop they still hold the last rollout.
+    return net, Rollout(rew_buf, val_buf, done_buf, last_value, adv, returns)

@@ -113,7 +113,7 @@ def train_reinforce(env_id: str, s: ReinforceSettings, *, baseline: bool, seed: 
 def gradient_variance(policy: torch.nn.Module, value: torch.nn.Module, episodes: list[Episode], gamma: float) -> dict[str, float]:
     """Per-episode gradient estimates with b = 0 and b = V(s) on the same episodes: their total variance
     (trace of the covariance, mean squared distance to the mean) and the agreement of their means."""
-    params = [p for p in policy.parameters()]
+    params = list(policy.parameters())
     grads: dict[str, list[torch.Tensor]] = {"none": [], "value": []}
     for ep in episodes:
         g = returns_to_go(ep, gamma)

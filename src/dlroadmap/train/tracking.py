@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterable, Protocol
@@ -279,8 +280,6 @@ def demo_run(backend: str, root: Path, *, epochs: int, seed: int = 0, device: st
     from dlroadmap.evaluate.plots import learning_curves
     from dlroadmap.models.mlp import MLP
     from dlroadmap.train.trainer import Trainer, seed_everything
-
-    import shutil
 
     # The demo folder belongs to this run: a rerun into the same run folder must not read back the last
     # run's event files too (TensorBoard's reader merges every event file in the folder).

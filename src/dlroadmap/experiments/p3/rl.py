@@ -29,6 +29,7 @@ from pydantic import Field
 
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.rl import tabular as T
+from dlroadmap.rl.advantages import gae_stable_baselines3
 from dlroadmap.rl.envs import make_env, require_discrete
 from dlroadmap.rl.monitor import EpisodeMonitor, frame_strip, show_strip
 from dlroadmap.rl.ppo import A2C, PPOSettings, train_ppo
@@ -62,11 +63,12 @@ def _learn(env, method: str, episodes: int, alpha: tuple[float, float], config: 
            *, seed: int) -> T.TDResult:
     """Q-learning or SARSA with decaying step size and exploration, watched by an EpisodeMonitor."""
     monitor = EpisodeMonitor(tracker, prefix, total=episodes, unit="episodes", window=100, log_every=max(episodes // 200, 1))
-    steps = [0]
+    steps = 0
 
     def on_episode(ep: int, res: T.TDResult) -> None:
-        steps[0] += int(res.lengths[ep])
-        monitor.episode(res.returns[ep], res.lengths[ep], steps[0])
+        nonlocal steps
+        steps += int(res.lengths[ep])
+        monitor.episode(res.returns[ep], res.lengths[ep], steps)
 
     explore = _linear(1.0, config.epsilon_end, episodes // 2)
     with monitor.live():
@@ -127,7 +129,7 @@ def run_qlearning(config: QLearningConfig, tracker: Tracker) -> Result:
     greedy_returns: dict[str, list[float]] = {"sarsa": [], "q": []}
     paths: dict[str, list[list[int]]] = {"sarsa": [], "q": []}
     for method in ("sarsa", "q"):
-        monitor = EpisodeMonitor(tracker, f"cliff_{method}", total=config.cliff_runs, unit="episodes", log_every=10**9)
+        monitor = EpisodeMonitor(tracker, f"cliff_{method}", total=config.cliff_runs)   # its bar only, counted in runs
         with monitor.live():
             for run in range(config.cliff_runs):
                 res = T.td_control(cliff, method, config.cliff_episodes, alpha=config.cliff_alpha, gamma=1.0,
@@ -147,7 +149,6 @@ def run_qlearning(config: QLearningConfig, tracker: Tracker) -> Result:
         m[f"cliff_{method}_greedy_safe_fraction"] = float(((g < -13) & (g > -100)).mean())   # reaches the goal, away from the edge
     m["cliff_sarsa_minus_q_online"] = m["cliff_sarsa_online"] - m["cliff_q_online"]
 
-    tracker.log_metrics({k: v for k, v in m.items()}, step=0)
     taxi_act = lambda s: int(tpolicy[s])                                   # noqa: E731
     shots = frame_strip("Taxi-v4", taxi_act, frames=8, seed=config.seed)
     fig = _figure(m, frozen, learned, curves, paths, config, shots)
@@ -233,23 +234,13 @@ class PolicyGradientConfig(ExperimentConfig):
     QUICK: ClassVar[dict] = {"reinforce_iterations": 40, "variance_episodes": 60, "a2c_steps": 40_000, "ppo_seeds": 1, "ppo_stop_at_target": True}
 
 
-def _gae_against_sb3(r) -> float:
-    """Feed a real rollout into stable-baselines3's RolloutBuffer and compare its GAE with ours."""
-    import gymnasium as gym
-    from stable_baselines3.common.buffers import RolloutBuffer
-
-    T_, N = r.rewards.shape
-    buf = RolloutBuffer(T_, gym.spaces.Box(-1, 1, (1,)), gym.spaces.Discrete(2), device="cpu", gae_lambda=PPOSettings().lam,
-                        gamma=PPOSettings().gamma, n_envs=N)
-    for t in range(T_):
-        starts = np.zeros(N, np.float32) if t == 0 else r.dones[t - 1].numpy()
-        buf.add(np.zeros((N, 1), np.float32), np.zeros((N, 1)), r.rewards[t].numpy(), starts, r.values[t].clone(), torch.zeros(N))
-    buf.compute_returns_and_advantage(last_values=r.last_value.clone(), dones=r.dones[-1].numpy())
-    return float(max(np.abs(buf.advantages - r.advantages.numpy()).max(), np.abs(buf.returns - r.returns.numpy()).max()))
+def _gae_against_sb3(r, settings: PPOSettings) -> float:
+    """Largest difference between our GAE (advantages and value targets) and stable-baselines3's on a real rollout."""
+    adv, returns = gae_stable_baselines3(r.rewards, r.values, r.dones, r.last_value, settings.gamma, settings.lam)
+    return float(max((adv - r.advantages).abs().max(), (returns - r.returns).abs().max()))
 
 
 def run_policy_gradient(config: PolicyGradientConfig, tracker: Tracker) -> Result:
-    make_env(config.env)                                                     # unknown id: one line before any work
     seed_everything(config.seed)
     m: dict[str, float] = {}
     curves: dict[str, EpisodeMonitor] = {}
@@ -277,10 +268,11 @@ def run_policy_gradient(config: PolicyGradientConfig, tracker: Tracker) -> Resul
     curves["a2c"] = mon
     m["a2c_final_avg20"] = mon.moving_average
     reached, finals, agent = [], [], None
+    ppo = replace(PPOSettings(), total_steps=config.ppo_steps)
     for k in range(config.ppo_seeds):
         mon = EpisodeMonitor(tracker, f"ppo_seed{config.seed + k}", total=config.ppo_steps)
         with mon.live():
-            net, rollout = train_ppo(config.env, replace(PPOSettings(), total_steps=config.ppo_steps), seed=config.seed + k, monitor=mon,
+            net, rollout = train_ppo(config.env, ppo, seed=config.seed + k, monitor=mon,
                                      stop_at=config.target if config.ppo_stop_at_target else None)
         hit = mon.first_reaching(config.target)
         reached.append(hit if hit is not None else float("inf"))
@@ -288,10 +280,9 @@ def run_policy_gradient(config: PolicyGradientConfig, tracker: Tracker) -> Resul
         m[f"ppo_steps_to_target_seed{config.seed + k}"] = reached[-1]
         if k == 0:
             curves["ppo"], agent = mon, net
-            m["gae_max_abs_diff_sb3"] = _gae_against_sb3(rollout)
+            m["gae_max_abs_diff_sb3"] = _gae_against_sb3(rollout, ppo)
     m["ppo_steps_to_target_max"] = float(max(reached))
     m["ppo_final_avg20_min"] = float(min(finals))
-    tracker.log_metrics(dict(m), step=0)
 
     act = lambda obs: int(agent.dist(torch.as_tensor(obs, dtype=torch.float32)[None]).probs.argmax())   # noqa: E731
     shots = frame_strip(config.env, act, frames=8, seed=config.seed)
