@@ -26,18 +26,28 @@ def kill_then_resume(script: Path, tmp_path: Path, kill_at: Callable[[int], bool
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     subprocess.run([sys.executable, str(script), str(ref), "0", "0"], check=True, env=env, timeout=120)
     proc = subprocess.Popen([sys.executable, str(script), str(killed), "0", "1"], env=env, stderr=subprocess.PIPE)
-    latest = killed / "ck" / "latest"
-    deadline, step = time.time() + 120, 0
+    step = kill_when(proc, killed / "ck" / "latest", kill_at)
+    assert not (killed / "final.safetensors").exists()
+    subprocess.run([sys.executable, str(script), str(killed), "1", "0"], check=True, env=env, timeout=120)
+    return load_file(str(ref / "final.safetensors")), load_file(str(killed / "final.safetensors")), step
+
+
+def kill_when(proc: subprocess.Popen, latest: Path, kill_at: Callable[[int], bool], timeout: float = 240) -> int:
+    """kill -9 `proc` as soon as the checkpoint pointer `latest` names a step where kill_at(step) holds;
+    returns that step. Fails the test if the process ends first."""
+    deadline, step = time.time() + timeout, 0
     while time.time() < deadline:
         if latest.is_file():
             step = int(latest.read_text().strip().split("-")[1])
             if kill_at(step):
                 break
         if proc.poll() is not None:
-            pytest.fail(f"the run finished before it could be killed: {proc.stderr.read()[-800:]!r}")
+            pytest.fail(f"the run finished before it could be killed: {proc.stderr.read()[-800:] if proc.stderr else ''!r}")
         time.sleep(0.01)
+    else:
+        proc.kill()
+        pytest.fail("no checkpoint to kill at appeared")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (killed / "final.safetensors").exists()
-    subprocess.run([sys.executable, str(script), str(killed), "1", "0"], check=True, env=env, timeout=120)
-    return load_file(str(ref / "final.safetensors")), load_file(str(killed / "final.safetensors")), step
+    assert proc.returncode == -signal.SIGKILL
+    return step

@@ -10,6 +10,13 @@
                       SARSA earns more while learning (it accounts for its own exploration and walks the
                       safe path), Q-learning less (it learns the optimal path along the cliff and falls
                       off it when it explores).
+  p3.rl.policy_gradient  REINFORCE without/with a learned baseline (gradient variance on the same
+                    episodes), A2C with GAE and PPO-clip on vectorised CartPole-v1; GAE against
+                    stable-baselines3's RolloutBuffer on a real rollout.
+  p3.rl.dqn         DQN on the one Trainer (rl/dqn.py): CartPole-v1 to a 20-episode mean of 475 within
+                    110,000 env steps; full mode adds Double DQN and a dueling head at three seeds each,
+                    with their over-estimation of Q(s0), and LunarLander-v3 to >= 200 over 100 episodes.
+                    `dlr run p3.rl.dqn --resume` continues a killed run bit for bit.
 
 What the numbers showed here: the stated FrozenLake optima are finite-horizon ones (a stationary policy
 from value iteration gets 0.740 of 0.744 on 4x4 within 100 steps, 0.894 of 0.913 on 8x8 within 200);
@@ -29,12 +36,15 @@ from pydantic import Field
 
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.rl import tabular as T
+from dlroadmap.io import atomic_path, write_json
 from dlroadmap.rl.advantages import gae_stable_baselines3
+from dlroadmap.rl.dqn import LUNAR, DQNSettings, QNetwork, overestimation, train_dqn
 from dlroadmap.rl.envs import make_env, require_discrete
 from dlroadmap.rl.monitor import EpisodeMonitor, frame_strip, show_strip
 from dlroadmap.rl.ppo import A2C, PPOSettings, train_ppo
 from dlroadmap.rl.reinforce import ReinforceSettings, collect, gradient_variance, train_reinforce
 from dlroadmap.train import Tracker, seed_everything
+from dlroadmap.train.checkpoint import save_weights
 
 STATED_OPTIMUM = {"FrozenLake-v1": 0.74, "FrozenLake8x8-v1": 0.91}   # gymnasium's registrations (comments beside reward_threshold)
 
@@ -317,5 +327,137 @@ def _pg_figure(m, curves, var, config: PolicyGradientConfig, shots) -> plt.Figur
     return fig
 
 
+class DQNConfig(ExperimentConfig):
+    env: str = Field("CartPole-v1", description="a gymnasium env with a vector observation and discrete actions")
+    steps: int = Field(110_000, ge=500, le=100_000_000, description="env steps of each run (epsilon decays over the first 5%)")
+    seeds: int = Field(3, ge=1, le=100, description="runs at seeds seed, seed+1, ...; the first is checkpointed and resumable")
+    variants: bool = Field(True, description="also run Double DQN and a dueling head at each seed, for steps and over-estimation")
+    stop_at_target: bool = Field(False, description="stop a run once its 20-episode mean reaches the target (the steps to get there "
+                                                    "are those of the whole run; the rest of it shows whether the agent keeps it)")
+    target: float = Field(475.0, description="the 20-episode mean that counts as solved (CartPole-v1's reward_threshold)")
+    eval_episodes: int = Field(20, ge=1, le=10_000, description="greedy episodes the trained agent is evaluated on")
+    checkpoint_every: int | None = Field(1000, ge=1, description="checkpoint the first run every N Trainer steps (8 env steps each)")
+    lunar_steps: int = Field(300_000, ge=0, le=100_000_000, description="env steps of a LunarLander-v3 run (rl-zoo settings; 0 = skip)")
+
+    QUICK: ClassVar[dict] = {"seeds": 1, "variants": False, "lunar_steps": 0, "stop_at_target": True}
+
+
+def _greedy(q: QNetwork):
+    return lambda obs: int(q(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())
+
+
+def _evaluate(env_id: str, act, episodes: int, seed: int) -> np.ndarray:
+    """Returns of `episodes` greedy episodes on fresh seeds (none of them seen in training)."""
+    env = make_env(env_id)
+    out = np.zeros(episodes)
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done = False
+        with torch.no_grad():
+            while not done:
+                obs, r, terminated, truncated, _ = env.step(act(obs))
+                out[ep] += r
+                done = terminated or truncated
+    env.close()
+    return out
+
+
+def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
+    m: dict[str, float] = {}
+    base = replace(DQNSettings(), total_steps=config.steps)
+    variants = {"dqn": base, **({"double": replace(base, double=True), "dueling": replace(base, dueling=True)} if config.variants else {})}
+    stop = config.target if config.stop_at_target else None
+    curves: dict[str, EpisodeMonitor] = {}
+    reached: dict[str, list[float]] = {v: [] for v in variants}
+    over: dict[str, list[float]] = {v: [] for v in variants}
+    main = None
+    for k in range(config.seeds):
+        seed = config.seed + k
+        for name, s in variants.items():
+            first = k == 0 and name == "dqn"                                   # the checkpointed, resumable run
+            mon = EpisodeMonitor(tracker, f"{name}_seed{seed}", total=s.total_steps)
+            with mon.live():
+                q, agent = train_dqn(config.env, s, seed=seed, monitor=mon, stop_at=stop, device=config.device,
+                                     checkpoints=tracker.run_dir / "checkpoints" if first else None,
+                                     checkpoint_every=config.checkpoint_every, resume=config.resume and first,
+                                     description=f"{name} seed {seed}")
+            hit = mon.first_reaching(config.target)
+            reached[name].append(hit if hit is not None else float("inf"))
+            over[name].append(overestimation(agent)["overestimation"])
+            m[f"{name}_steps_to_target_seed{seed}"] = reached[name][-1]
+            if k == 0:
+                curves[name] = (mon, agent)
+            if first:
+                main = (q, agent, mon)
+    for name in variants:
+        m[f"{name}_steps_to_target_max"] = float(max(reached[name]))
+        m[f"{name}_overestimation"] = float(np.mean(over[name]))
+
+    # The main run: its final weights and every episode, what `--resume` must reproduce bit for bit.
+    q, agent, mon = main
+    weights = tracker.run_dir / "model" / "q.safetensors"
+    with atomic_path(weights, suffix=".safetensors") as tmp:
+        save_weights(q.state_dict(), tmp)
+    episodes = write_json(tracker.run_dir / "model" / "episodes.json", {"returns": mon.returns, "lengths": mon.lengths, "steps_at": mon.steps_at})
+    tracker.log_artifact(weights)
+    tracker.log_artifact(episodes)
+    greedy = _evaluate(config.env, _greedy(q.online), config.eval_episodes, seed=10_000 + config.seed)
+    m["dqn_greedy_return_mean"] = float(greedy.mean())
+    m["dqn_start_q"], m["dqn_start_return"] = overestimation(agent)["q_start"], overestimation(agent)["return_start"]
+
+    lunar = None
+    if config.lunar_steps:
+        s = replace(LUNAR, total_steps=config.lunar_steps)
+        lmon = EpisodeMonitor(tracker, "lunar", total=s.total_steps, window=100)
+        with lmon.live():
+            lq, _ = train_dqn("LunarLander-v3", s, seed=config.seed, monitor=lmon, device=config.device, description="DQN LunarLander-v3")
+        lret = _evaluate("LunarLander-v3", _greedy(lq.online), 100, seed=20_000 + config.seed)
+        m["lunar_eval_return_mean"], m["lunar_eval_return_std"] = float(lret.mean()), float(lret.std())
+        m["lunar_train_avg100"] = lmon.moving_average
+        lunar = (lmon, lq)
+
+    shots = frame_strip(config.env, _greedy(q.online), frames=8, seed=config.seed)
+    lunar_shots = frame_strip("LunarLander-v3", _greedy(lunar[1].online), frames=8, seed=config.seed, max_steps=1000) if lunar else None
+    fig = _dqn_figure(m, curves, config, shots, lunar, lunar_shots)
+    plots = {"dqn_report": tracker.log_figure(fig, "dqn_report")}
+    plt.close(fig)
+    return Result(metrics=m, artifacts={**{k: str(v) for k, v in plots.items()}, "weights": str(weights), "episodes": str(episodes)},
+                  notes=f"DQN reached a 20-episode mean of {config.target:g} after {m['dqn_steps_to_target_max']:.0f} env steps (worst of "
+                        f"{config.seeds} seed(s)); greedy return {m['dqn_greedy_return_mean']:.1f}")
+
+
+def _dqn_figure(m, curves, config: DQNConfig, shots, lunar, lunar_shots) -> plt.Figure:
+    rows = 3 if lunar else 2
+    fig = plt.figure(figsize=(14, 4 * rows))
+    grid = fig.add_gridspec(rows, 3, height_ratios=[1.4] + [0.7] * (rows - 1))
+    ax = fig.add_subplot(grid[0, 0:2])
+    labels = {"dqn": "DQN", "double": "Double DQN", "dueling": "dueling DQN"}
+    smooth = lambda v, w: np.convolve(v, np.ones(w) / w, mode="valid")   # noqa: E731
+    for key, (mon, _) in curves.items():
+        w = min(20, len(mon.returns))
+        ax.plot(np.asarray(mon.steps_at)[w - 1:], smooth(mon.returns, w), label=labels[key])
+    ax.axhline(config.target, color="k", ls="--", lw=0.8, label=f"target {config.target:g}")
+    ax.set_xlabel("env steps"), ax.set_ylabel("episode return (20-episode mean, epsilon-greedy)"), ax.legend(fontsize=8)
+    ax.set_title(f"{config.env}, seed {config.seed}: learning curves", fontsize=9)
+    ax = fig.add_subplot(grid[0, 2])
+    for (key, (mon, agent)), colour in zip(curves.items(), ("tab:blue", "tab:orange", "tab:green")):
+        n = len(agent.disc_returns)
+        w = min(20, n)
+        x = np.asarray(mon.steps_at)[w - 1:]
+        ax.plot(x, smooth(agent.start_q[:n], w), color=colour, label=f"{labels[key]}: max_a Q(s0, a)")
+        ax.plot(x, smooth(agent.disc_returns, w), color=colour, ls=":", label=f"{labels[key]}: discounted return")
+    ax.set_xlabel("env steps"), ax.legend(fontsize=7)
+    over = "  ".join(f"{labels[k]} {m[f'{k}_overestimation']:+.1f}" for k in curves)
+    ax.set_title(f"value estimate vs value obtained (20-episode means)\nlast quarter, estimate - obtained: {over}", fontsize=8)
+    show_strip(fig.add_subplot(grid[1, :]), shots, f"{config.env}: one episode of the DQN agent (greedy; mean greedy return "
+               f"{m['dqn_greedy_return_mean']:.1f} over {config.eval_episodes} episodes)")
+    if lunar:
+        show_strip(fig.add_subplot(grid[2, :]), lunar_shots, f"LunarLander-v3: one episode of the DQN agent (greedy; mean "
+                   f"{m['lunar_eval_return_mean']:.1f} over 100 episodes)")
+    fig.tight_layout()
+    return fig
+
+
 qlearning = Experiment(QLearningConfig, run_qlearning)
 policy_gradient = Experiment(PolicyGradientConfig, run_policy_gradient)
+dqn = Experiment(DQNConfig, run_dqn)
