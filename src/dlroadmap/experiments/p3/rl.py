@@ -337,7 +337,7 @@ class DQNConfig(ExperimentConfig):
     target: float = Field(475.0, description="the 20-episode mean that counts as solved (CartPole-v1's reward_threshold)")
     eval_episodes: int = Field(20, ge=1, le=10_000, description="greedy episodes the trained agent is evaluated on")
     checkpoint_every: int | None = Field(1000, ge=1, description="checkpoint the first run every N Trainer steps (8 env steps each)")
-    lunar_steps: int = Field(300_000, ge=0, le=100_000_000, description="env steps of a LunarLander-v3 run (rl-zoo settings; 0 = skip)")
+    lunar_steps: int = Field(500_000, ge=0, le=100_000_000, description="env steps of a LunarLander-v3 run (rl/dqn.py LUNAR settings; 0 = skip)")
 
     QUICK: ClassVar[dict] = {"seeds": 1, "variants": False, "lunar_steps": 0, "stop_at_target": True}
 
