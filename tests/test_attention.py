@@ -68,7 +68,7 @@ def test_multihead_matches_nn_multiheadattention(masks):
     params_r = [x, mem, ref.in_proj_weight, ref.out_proj.weight]
     for a, b in zip(_grads(o1, params_o, up), _grads(o2, params_r, up)):
         torch.testing.assert_close(a, b)
-    (o3, w3), (o4, w4) = ours(x, x, x, average_attn_weights=False, **kw), ref(x, x, x, average_attn_weights=False, **kw)
+    (_, w3), (_, w4) = ours(x, x, x, average_attn_weights=False, **kw), ref(x, x, x, average_attn_weights=False, **kw)
     torch.testing.assert_close(w3, w4)
 
 
