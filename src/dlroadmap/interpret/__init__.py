@@ -1,0 +1,1 @@
+"""Explaining trained models: which inputs matter, globally and for one prediction."""
