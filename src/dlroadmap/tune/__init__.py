@@ -1,0 +1,1 @@
+"""Hyperparameter search over a node's own Config: search spaces, grid and random search."""
