@@ -113,6 +113,10 @@ def test_replay_buffer_wraps_and_round_trips():
     b1, b2 = buf.sample(64, np.random.default_rng(1)), other.sample(64, np.random.default_rng(1))
     assert all(torch.equal(b1[k], b2[k]) for k in b1)
     assert torch.equal(b1["next_obs"], b1["obs"] + 1)                # transitions stay whole
+    from dlroadmap.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not fit"):
+        ReplayBuffer(3, 2).load_state_dict(buf.state_dict())
 
 
 def test_epsilon_schedule():

@@ -173,6 +173,9 @@ class ReplayBuffer:
         return {"pos": self.pos, "size": self.size, **{f: torch.from_numpy(getattr(self, f)[: self.size].copy()) for f in self.FIELDS}}
 
     def load_state_dict(self, state: dict) -> None:
+        if int(state["size"]) > self.capacity or tuple(state["obs"].shape[1:]) != self.obs.shape[1:]:
+            raise CheckpointError(f"the checkpoint's replay buffer ({int(state['size'])} transitions of shape {tuple(state['obs'].shape[1:])}) "
+                                  f"does not fit this run's ({self.capacity} of {self.obs.shape[1:]}); resume with the settings it was made with")
         self.pos, self.size = int(state["pos"]), int(state["size"])
         for f in self.FIELDS:
             getattr(self, f)[: self.size] = state[f].numpy()
