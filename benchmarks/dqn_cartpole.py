@@ -49,7 +49,7 @@ def ours(seed: int) -> dict:
 
     s = DQNSettings()
     mon = Clocked(None, "dqn", total=s.total_steps)
-    _, agent = train_dqn(ENV, s, seed=seed, monitor=mon, stop_at=TARGET)
+    _, agent = train_dqn(ENV, s, seed=seed, monitor=mon, target=TARGET, stop_at_target=True)
     return clock.summary(agent.env_steps)
 
 

@@ -192,10 +192,12 @@ class DQNAgent(Callback):
     """Acts in the env with epsilon-greedy on the online net, fills the replay buffer, feeds the monitor,
     and restores all of it from a checkpoint (the env by replaying the current episode's actions)."""
 
-    def __init__(self, env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, stop_at: float | None = None, **env_kwargs):
+    def __init__(self, env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, target: float | None = None,
+                 stop_at_target: bool = False, **env_kwargs):
         self.env = make_env(env_id, **env_kwargs)
         require_discrete(self.env, "DQN (one Q-value per action)")
-        self.env_id, self.s, self.seed, self.monitor, self.stop_at = env_id, s, seed, monitor, stop_at
+        self.env_id, self.s, self.seed, self.monitor, self.target, self.stop_at_target = env_id, s, seed, monitor, target, stop_at_target
+        self.at_target: dict[str, torch.Tensor] | None = None          # the online weights when the target was first reached
         self.obs_dim, self.n_actions = int(np.prod(self.env.observation_space.shape)), int(self.env.action_space.n)
         self.buffer = ReplayBuffer(s.buffer, self.obs_dim)
         self.rng = np.random.default_rng(seed)                       # exploration and minibatch sampling
@@ -249,8 +251,11 @@ class DQNAgent(Callback):
 
     def on_train_batch_end(self, trainer) -> None:
         m = self.monitor
-        if self.stop_at is not None and len(m.returns) >= m.window and m.moving_average >= self.stop_at:
-            trainer.should_stop = True
+        if self.target is not None and len(m.returns) >= m.window and m.moving_average >= self.target:
+            if self.at_target is None:      # DQN can forget what it learned later: keep the agent that got there
+                self.at_target = {k: v.detach().clone() for k, v in trainer.model.online.state_dict().items()}
+            if self.stop_at_target:
+                trainer.should_stop = True
 
     def state_dict(self) -> dict:
         return {
@@ -260,7 +265,7 @@ class DQNAgent(Callback):
             "start_q": torch.tensor(self.start_q, dtype=torch.float64), "start_q_pending": self._start_q_pending,
             "disc_returns": torch.tensor(self.disc_returns, dtype=torch.float64),
             "returns": torch.tensor(self.monitor.returns, dtype=torch.float64), "lengths": torch.tensor(self.monitor.lengths),
-            "steps_at": torch.tensor(self.monitor.steps_at),
+            "steps_at": torch.tensor(self.monitor.steps_at), "at_target": self.at_target or {},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -268,6 +273,7 @@ class DQNAgent(Callback):
         self.rng.bit_generator.state = state["rng"]
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
         self.start_q, self.disc_returns = state["start_q"].tolist(), state["disc_returns"].tolist()
+        self.at_target = dict(state["at_target"]) or None
         m = self.monitor
         m.returns, m.lengths, m.steps_at = state["returns"].tolist(), state["lengths"].tolist(), state["steps_at"].tolist()
         m._recent.clear()
@@ -319,8 +325,8 @@ def overestimation(agent: DQNAgent, last: float = 0.25) -> dict[str, float]:
     return {"q_start": float(est.mean()), "return_start": float(got.mean()), "overestimation": float((est - got).mean())}
 
 
-def train_dqn(env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, stop_at: float | None = None, tracker=None,
-              checkpoints=None, checkpoint_every: int | None = None, resume: bool = False, device: str = "cpu",
+def train_dqn(env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, target: float | None = None, stop_at_target: bool = False,
+              tracker=None, checkpoints=None, checkpoint_every: int | None = None, resume: bool = False, device: str = "cpu",
               description: str = "DQN", **env_kwargs) -> tuple[QPair, DQNAgent]:
     """Train for s.total_steps env steps on the Trainer (checkpointed into `checkpoints` every
     `checkpoint_every` Trainer steps when given; `resume` continues from the latest one there)."""
@@ -328,7 +334,7 @@ def train_dqn(env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor
     from dlroadmap.train.trainer import Trainer, seed_everything
 
     seed_everything(seed)
-    agent = DQNAgent(env_id, s, seed=seed, monitor=monitor, stop_at=stop_at, **env_kwargs)
+    agent = DQNAgent(env_id, s, seed=seed, monitor=monitor, target=target, stop_at_target=stop_at_target, **env_kwargs)
     q = QPair(agent.obs_dim, agent.n_actions, s)
     callbacks: list[Callback] = [agent]
     if checkpoints is not None:

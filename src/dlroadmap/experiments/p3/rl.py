@@ -366,7 +366,6 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
     m: dict[str, float] = {}
     base = replace(DQNSettings(), total_steps=config.steps)
     variants = {"dqn": base, **({"double": replace(base, double=True), "dueling": replace(base, dueling=True)} if config.variants else {})}
-    stop = config.target if config.stop_at_target else None
     curves: dict[str, EpisodeMonitor] = {}
     reached: dict[str, list[float]] = {v: [] for v in variants}
     over: dict[str, list[float]] = {v: [] for v in variants}
@@ -377,7 +376,8 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
             first = k == 0 and name == "dqn"                                   # the checkpointed, resumable run
             mon = EpisodeMonitor(tracker, f"{name}_seed{seed}", total=s.total_steps)
             with mon.live():
-                q, agent = train_dqn(config.env, s, seed=seed, monitor=mon, stop_at=stop, device=config.device,
+                q, agent = train_dqn(config.env, s, seed=seed, monitor=mon, target=config.target, stop_at_target=config.stop_at_target,
+                                     device=config.device,
                                      checkpoints=tracker.run_dir / "checkpoints" if first else None,
                                      checkpoint_every=config.checkpoint_every, resume=config.resume and first,
                                      description=f"{name} seed {seed}")
@@ -401,8 +401,14 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
     episodes = write_json(tracker.run_dir / "model" / "episodes.json", {"returns": mon.returns, "lengths": mon.lengths, "steps_at": mon.steps_at})
     tracker.log_artifact(weights)
     tracker.log_artifact(episodes)
-    greedy = _evaluate(config.env, _greedy(q.online), config.eval_episodes, seed=10_000 + config.seed)
-    m["dqn_greedy_return_mean"] = float(greedy.mean())
+    # Greedy returns on fresh seeds: of the agent when its epsilon-greedy 20-episode mean first reached the target
+    # (the one the steps count), and of the final one (a run that goes on can forget: DQN on CartPole often does).
+    final = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
+    final.load_state_dict(q.online.state_dict())
+    solved = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
+    solved.load_state_dict(agent.at_target or q.online.state_dict())
+    m["dqn_greedy_return_mean"] = float(_evaluate(config.env, _greedy(solved), config.eval_episodes, seed=10_000 + config.seed).mean())
+    m["dqn_final_greedy_return_mean"] = float(_evaluate(config.env, _greedy(final), config.eval_episodes, seed=10_000 + config.seed).mean())
     m["dqn_start_q"], m["dqn_start_return"] = overestimation(agent)["q_start"], overestimation(agent)["return_start"]
 
     lunar = None
@@ -416,14 +422,14 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
         m["lunar_train_avg100"] = lmon.moving_average
         lunar = (lmon, lq)
 
-    shots = frame_strip(config.env, _greedy(q.online), frames=8, seed=config.seed)
+    shots = frame_strip(config.env, _greedy(solved), frames=8, seed=config.seed)
     lunar_shots = frame_strip("LunarLander-v3", _greedy(lunar[1].online), frames=8, seed=config.seed, max_steps=1000) if lunar else None
     fig = _dqn_figure(m, curves, config, shots, lunar, lunar_shots)
     plots = {"dqn_report": tracker.log_figure(fig, "dqn_report")}
     plt.close(fig)
     return Result(metrics=m, artifacts={**{k: str(v) for k, v in plots.items()}, "weights": str(weights), "episodes": str(episodes)},
                   notes=f"DQN reached a 20-episode mean of {config.target:g} after {m['dqn_steps_to_target_max']:.0f} env steps (worst of "
-                        f"{config.seeds} seed(s)); greedy return {m['dqn_greedy_return_mean']:.1f}")
+                        f"{config.seeds} seed(s)); greedy return {m['dqn_greedy_return_mean']:.1f} then, {m['dqn_final_greedy_return_mean']:.1f} at the end")
 
 
 def _dqn_figure(m, curves, config: DQNConfig, shots, lunar, lunar_shots) -> plt.Figure:
@@ -449,8 +455,9 @@ def _dqn_figure(m, curves, config: DQNConfig, shots, lunar, lunar_shots) -> plt.
     ax.set_xlabel("env steps"), ax.legend(fontsize=7)
     over = "  ".join(f"{labels[k]} {m[f'{k}_overestimation']:+.1f}" for k in curves)
     ax.set_title(f"value estimate vs value obtained (20-episode means)\nlast quarter, estimate - obtained: {over}", fontsize=8)
-    show_strip(fig.add_subplot(grid[1, :]), shots, f"{config.env}: one episode of the DQN agent (greedy; mean greedy return "
-               f"{m['dqn_greedy_return_mean']:.1f} over {config.eval_episodes} episodes)")
+    show_strip(fig.add_subplot(grid[1, :]), shots, f"{config.env}: one episode of the DQN agent that reached the target (greedy; mean "
+               f"greedy return {m['dqn_greedy_return_mean']:.1f} over {config.eval_episodes} episodes; the final agent's "
+               f"{m['dqn_final_greedy_return_mean']:.1f})")
     if lunar:
         show_strip(fig.add_subplot(grid[2, :]), lunar_shots, f"LunarLander-v3: one episode of the DQN agent (greedy; mean "
                    f"{m['lunar_eval_return_mean']:.1f} over 100 episodes)")
