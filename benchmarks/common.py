@@ -75,6 +75,18 @@ class TargetClock:
                 "last_avg": round(statistics.fmean(self.returns[-self.window:]), 1) if self.returns else None}
 
 
+def clocked_monitor(clock: TargetClock, total: int):
+    """dlroadmap's EpisodeMonitor (what our agents report episodes to) that also feeds `clock`."""
+    from dlroadmap.rl.monitor import EpisodeMonitor
+
+    class Clocked(EpisodeMonitor):
+        def episode(self, ret, length, env_steps):
+            super().episode(ret, length, env_steps)
+            clock.episode(ret, env_steps)
+
+    return Clocked(None, "ours", total=total)
+
+
 def sb3_clock_callback(clock: TargetClock):
     """A stable-baselines3 callback feeding finished episodes (Monitor's info["episode"]) to `clock`;
     it stops training once the target is reached."""

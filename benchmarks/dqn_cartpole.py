@@ -32,23 +32,16 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dlroadmap.rl.dqn import DQNSettings, train_dqn  # noqa: E402
-from dlroadmap.rl.monitor import EpisodeMonitor  # noqa: E402
 
-from common import TargetClock, race, save, sb3_clock_callback  # noqa: E402
+from common import TargetClock, clocked_monitor, race, save, sb3_clock_callback  # noqa: E402
 
 ENV, TARGET, MAX_STEPS = "CartPole-v1", 475.0, 110_000
 
 
 def ours(seed: int) -> dict:
     clock = TargetClock(TARGET)
-
-    class Clocked(EpisodeMonitor):
-        def episode(self, ret, length, env_steps):
-            super().episode(ret, length, env_steps)
-            clock.episode(ret, env_steps)
-
     s = DQNSettings()
-    mon = Clocked(None, "dqn", total=s.total_steps)
+    mon = clocked_monitor(clock, s.total_steps)
     _, agent = train_dqn(ENV, s, seed=seed, monitor=mon, target=TARGET, stop_at_target=True)
     return clock.summary(agent.env_steps)
 

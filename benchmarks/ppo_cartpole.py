@@ -23,28 +23,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dlroadmap.rl.monitor import EpisodeMonitor  # noqa: E402
 from dlroadmap.rl.nets import ActorCritic  # noqa: E402
 from dlroadmap.rl.ppo import PPOSettings, train_ppo  # noqa: E402
 
-from common import TargetClock, race, save, sb3_clock_callback  # noqa: E402
+from common import TargetClock, clocked_monitor, race, save, sb3_clock_callback  # noqa: E402
 
 ENV, TARGET, MAX_STEPS = "CartPole-v1", 475.0, 150_000
 
 
 def ours(seed: int) -> dict:
     clock = TargetClock(TARGET)
-    steps = {"n": 0}
-
-    class Clocked(EpisodeMonitor):
-        def episode(self, ret, length, env_steps):
-            super().episode(ret, length, env_steps)
-            steps["n"] = env_steps
-            clock.episode(ret, env_steps)
-
     s = PPOSettings()
-    train_ppo(ENV, s, seed=seed, monitor=Clocked(None, "ppo", total=s.total_steps), stop_at=TARGET)
-    return clock.summary(steps["n"])
+    mon = clocked_monitor(clock, s.total_steps)
+    train_ppo(ENV, s, seed=seed, monitor=mon, stop_at=TARGET)
+    return clock.summary(mon.steps_at[-1] if mon.steps_at else 0)
 
 
 def sb3_zoo(seed: int, budget: int = 100_000) -> dict:

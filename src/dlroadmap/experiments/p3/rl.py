@@ -38,7 +38,7 @@ from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.rl import tabular as T
 from dlroadmap.io import atomic_path, write_json
 from dlroadmap.rl.advantages import gae_stable_baselines3
-from dlroadmap.rl.dqn import LUNAR, DQNSettings, QNetwork, overestimation, train_dqn
+from dlroadmap.rl.dqn import LUNAR, DQNAgent, DQNSettings, QNetwork, overestimation, train_dqn
 from dlroadmap.rl.envs import make_env, require_discrete
 from dlroadmap.rl.monitor import EpisodeMonitor, frame_strip, show_strip
 from dlroadmap.rl.ppo import A2C, PPOSettings, train_ppo
@@ -230,6 +230,17 @@ def _figure(m, frozen, learned, curves, paths, config: QLearningConfig, shots) -
     return fig
 
 
+def _learning_curves(ax, curves: dict[str, EpisodeMonitor], target: float, title: str, ylabel: str) -> None:
+    """20-episode moving means of episode return against env steps, one line per labelled monitor, and the target."""
+    for label, mon in curves.items():
+        r = np.asarray(mon.returns)
+        w = min(20, len(r))
+        ax.plot(np.asarray(mon.steps_at)[w - 1:], np.convolve(r, np.ones(w) / w, mode="valid"), label=label)
+    ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g}")
+    ax.set_xlabel("env steps"), ax.set_ylabel(ylabel), ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+
+
 class PolicyGradientConfig(ExperimentConfig):
     env: str = Field("CartPole-v1", description="a gymnasium env with a vector observation and discrete actions")
     reinforce_iterations: int = Field(60, ge=1, le=100_000, description="REINFORCE updates (8 episodes each), with and without baseline")
@@ -307,16 +318,10 @@ def run_policy_gradient(config: PolicyGradientConfig, tracker: Tracker) -> Resul
 def _pg_figure(m, curves, var, config: PolicyGradientConfig, shots) -> plt.Figure:
     fig = plt.figure(figsize=(14, 8))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.4, 0.7])
-    ax = fig.add_subplot(grid[0, 0:2])
     labels = {"reinforce": "REINFORCE", "reinforce_baseline": "REINFORCE + learned baseline", "a2c": "actor-critic (GAE), A2C",
               "ppo": "PPO (clip 0.2, 20 epochs)"}
-    for key, mon in curves.items():
-        r = np.asarray(mon.returns)
-        w = min(20, len(r))
-        ax.plot(np.asarray(mon.steps_at)[w - 1:], np.convolve(r, np.ones(w) / w, mode="valid"), label=labels[key])
-    ax.axhline(config.target, color="k", ls="--", lw=0.8, label=f"target {config.target:g}")
-    ax.set_xlabel("env steps"), ax.set_ylabel("episode return (20-episode mean)"), ax.legend(fontsize=8)
-    ax.set_title(f"{config.env}, seed {config.seed}: learning curves", fontsize=9)
+    _learning_curves(fig.add_subplot(grid[0, 0:2]), {labels[k]: mon for k, mon in curves.items()}, config.target,
+                     f"{config.env}, seed {config.seed}: learning curves", "episode return (20-episode mean)")
     ax = fig.add_subplot(grid[0, 2])
     ax.bar(["b = 0", "b = V(s)"], [var["variance_none"], var["variance_value"]], color=["tab:grey", "tab:green"])
     ax.set_yscale("log"), ax.set_ylabel("total variance of one episode's gradient estimate")
@@ -366,7 +371,7 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
     m: dict[str, float] = {}
     base = replace(DQNSettings(), total_steps=config.steps)
     variants = {"dqn": base, **({"double": replace(base, double=True), "dueling": replace(base, dueling=True)} if config.variants else {})}
-    curves: dict[str, EpisodeMonitor] = {}
+    curves: dict[str, tuple[EpisodeMonitor, DQNAgent]] = {}                # seed-0 run of each variant, for the figure
     reached: dict[str, list[float]] = {v: [] for v in variants}
     over: dict[str, list[float]] = {v: [] for v in variants}
     main = None
@@ -383,18 +388,19 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
                                      description=f"{name} seed {seed}")
             hit = mon.first_reaching(config.target)
             reached[name].append(hit if hit is not None else float("inf"))
-            over[name].append(overestimation(agent)["overestimation"])
+            est = overestimation(agent)
+            over[name].append(est["overestimation"])
             m[f"{name}_steps_to_target_seed{seed}"] = reached[name][-1]
             if k == 0:
                 curves[name] = (mon, agent)
             if first:
-                main = (q, agent, mon)
+                main = (q, agent, mon, est)
     for name in variants:
         m[f"{name}_steps_to_target_max"] = float(max(reached[name]))
         m[f"{name}_overestimation"] = float(np.mean(over[name]))
 
     # The main run: its final weights and every episode, what `--resume` must reproduce bit for bit.
-    q, agent, mon = main
+    q, agent, mon, est = main
     weights = tracker.run_dir / "model" / "q.safetensors"
     with atomic_path(weights, suffix=".safetensors") as tmp:
         save_weights(q.state_dict(), tmp)
@@ -403,13 +409,13 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
     tracker.log_artifact(episodes)
     # Greedy returns on fresh seeds: of the agent when its epsilon-greedy 20-episode mean first reached the target
     # (the one the steps count), and of the final one (a run that goes on can forget: DQN on CartPole often does).
-    final = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
-    final.load_state_dict(q.online.state_dict())
-    solved = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
-    solved.load_state_dict(agent.at_target or q.online.state_dict())
+    solved = q.online
+    if agent.at_target is not None:
+        solved = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
+        solved.load_state_dict(agent.at_target)
     m["dqn_greedy_return_mean"] = float(_evaluate(config.env, _greedy(solved), config.eval_episodes, seed=10_000 + config.seed).mean())
-    m["dqn_final_greedy_return_mean"] = float(_evaluate(config.env, _greedy(final), config.eval_episodes, seed=10_000 + config.seed).mean())
-    m["dqn_start_q"], m["dqn_start_return"] = overestimation(agent)["q_start"], overestimation(agent)["return_start"]
+    m["dqn_final_greedy_return_mean"] = float(_evaluate(config.env, _greedy(q.online), config.eval_episodes, seed=10_000 + config.seed).mean())
+    m["dqn_start_q"], m["dqn_start_return"] = est["q_start"], est["return_start"]
 
     lunar = None
     if config.lunar_steps:
@@ -436,15 +442,10 @@ def _dqn_figure(m, curves, config: DQNConfig, shots, lunar, lunar_shots) -> plt.
     rows = 3 if lunar else 2
     fig = plt.figure(figsize=(14, 4 * rows))
     grid = fig.add_gridspec(rows, 3, height_ratios=[1.4] + [0.7] * (rows - 1))
-    ax = fig.add_subplot(grid[0, 0:2])
     labels = {"dqn": "DQN", "double": "Double DQN", "dueling": "dueling DQN"}
+    _learning_curves(fig.add_subplot(grid[0, 0:2]), {labels[k]: mon for k, (mon, _) in curves.items()}, config.target,
+                     f"{config.env}, seed {config.seed}: learning curves", "episode return (20-episode mean, epsilon-greedy)")
     smooth = lambda v, w: np.convolve(v, np.ones(w) / w, mode="valid")   # noqa: E731
-    for key, (mon, _) in curves.items():
-        w = min(20, len(mon.returns))
-        ax.plot(np.asarray(mon.steps_at)[w - 1:], smooth(mon.returns, w), label=labels[key])
-    ax.axhline(config.target, color="k", ls="--", lw=0.8, label=f"target {config.target:g}")
-    ax.set_xlabel("env steps"), ax.set_ylabel("episode return (20-episode mean, epsilon-greedy)"), ax.legend(fontsize=8)
-    ax.set_title(f"{config.env}, seed {config.seed}: learning curves", fontsize=9)
     ax = fig.add_subplot(grid[0, 2])
     for (key, (mon, agent)), colour in zip(curves.items(), ("tab:blue", "tab:orange", "tab:green")):
         n = len(agent.disc_returns)

@@ -74,14 +74,9 @@ def _study(dataset: str, config: ImportanceConfig, rng: np.random.Generator) -> 
     if dataset == "breast_cancer":
         # Correlated features: each of radius / perimeter / area (mean, se, worst) stands in for the others.
         group = np.array([i for i, n in enumerate(names) if any(w in n for w in ("radius", "perimeter", "area"))])
-        out["group"] = names_of(names, group)
         out["group_drop"] = fit_score(np.arange(Xtr.shape[1])) - fit_score(np.setdiff1d(np.arange(Xtr.shape[1]), group))
         out["group_single_max"] = float(drop[group].max())
     return out
-
-
-def names_of(names: list[str], idx: np.ndarray) -> list[str]:
-    return [names[i] for i in idx]
 
 
 def run_importance(config: ImportanceConfig, tracker: Tracker) -> Result:
