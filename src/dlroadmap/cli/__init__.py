@@ -8,6 +8,7 @@
     dlr data                    the datasets: embedded and downloadable
     dlr export RUN --format F   a trained model to ONNX / TorchScript / TFLite, parity-checked, with a model card
     dlr serve MODEL_DIR         a model server: TF Serving REST + KServe v2 + Prometheus metrics (FastAPI or Flask)
+    dlr explain RUN --input F   which parts of one input a trained model's prediction rests on (IG, SHAP, LIME, ...)
 
 User mistakes (unknown id, bad --set, missing data, unwritable --out, bad checkpoint) print one
 line and exit with code 2; nothing is left half-written.
@@ -20,7 +21,7 @@ import sys
 import typer
 
 from dlroadmap import __version__
-from dlroadmap.cli import deploy, nodes, runs  # noqa: F401  (each module registers its commands on `app`)
+from dlroadmap.cli import deploy, explain, nodes, runs  # noqa: F401  (each module registers its commands on `app`)
 from dlroadmap.cli.common import app, default_out
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.ui import console
