@@ -103,11 +103,13 @@ def preset_of(config: ExperimentConfig, quick: bool) -> str:
 
 
 def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: str | list[str] | None = "mlflow", quick: bool = False,
-             experiment: Experiment | None = None, run_dir: Path | None = None) -> Result:
+             experiment: Experiment | None = None, run_dir: Path | None = None, tags: dict[str, str] | None = None,
+             run_name: str | None = None) -> Result:
     """Run `node`'s experiment with `config`, write <out>/<id>/result.json, and check expectations.
 
     `experiment` is the node's loaded experiment (loaded here when not given). A run that raises
-    writes a failed result.json with the error line, then re-raises.
+    writes a failed result.json with the error line, then re-raises. `tags` are added to the
+    tracker's (a tuning trial's `mlflow.parentRunId`), `run_name` replaces the node id as its name.
     """
     experiment = experiment or node.load_experiment()
     out = check_writable_dir(out)
@@ -120,7 +122,8 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
     t0 = time.perf_counter()
     base = {"node": node.id, "title": node.title, "config": config.model_dump(), "quick": quick, "preset": preset}
     try:
-        with Tracker(run_dir, track, root=out, run_name=node.id, tags={"node": node.id, "mode": "quick" if quick else "full", "preset": preset}) as tracker:
+        with Tracker(run_dir, track, root=out, run_name=run_name or node.id,
+                     tags={"node": node.id, "mode": "quick" if quick else "full", "preset": preset, **(tags or {})}) as tracker:
             tracker.log_params({"node": node.id, "quick": quick, **config.model_dump()})
             result: Result = experiment.run(config, tracker)
             result.seconds = time.perf_counter() - t0

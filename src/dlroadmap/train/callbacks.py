@@ -6,6 +6,8 @@ Each hook receives the Trainer. A callback that has state to survive a restart i
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,24 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# Callbacks that every Trainer built inside `with attached(...)` gets besides its own: how a tuner watches any
+# node's training (a pruner reading each epoch's validation metric) without the node's code knowing.
+_ATTACHED: contextvars.ContextVar[tuple[Callback, ...]] = contextvars.ContextVar("dlr_attached_callbacks", default=())
+
+
+@contextlib.contextmanager
+def attached(*callbacks: Callback):
+    token = _ATTACHED.set(_ATTACHED.get() + callbacks)
+    try:
+        yield
+    finally:
+        _ATTACHED.reset(token)
+
+
+def attached_callbacks() -> tuple[Callback, ...]:
+    return _ATTACHED.get()
 
 
 def _better(mode: str, value: float, best: float, min_delta: float) -> bool:

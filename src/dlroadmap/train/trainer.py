@@ -30,7 +30,7 @@ from torch import nn
 from dlroadmap.data.loader import NoData, ResumableLoader, resumable
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.train import checkpoint as ckpt
-from dlroadmap.train.callbacks import Callback, ModelCheckpoint
+from dlroadmap.train.callbacks import Callback, ModelCheckpoint, attached_callbacks
 
 PRECISIONS = ("fp32", "bf16")
 StepFn = Callable[[nn.Module, Sequence[torch.Tensor]], "tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]"]
@@ -153,7 +153,7 @@ class Trainer:
         self.precision = precision
         self.grad_clip = grad_clip
         # Checkpoint callbacks run last at epoch end, so what they save includes every other callback's decision.
-        cbs = list(callbacks)
+        cbs = list(callbacks) + list(attached_callbacks())
         self.callbacks = [c for c in cbs if not isinstance(c, ModelCheckpoint)] + [c for c in cbs if isinstance(c, ModelCheckpoint)]
         self.tracker = tracker
         self.seed = seed

@@ -1,0 +1,281 @@
+"""`dlr tune`: search a node's Config for the settings that do best on one of its validation metrics.
+
+    study = TuneJob(node, parse_space(specs, Config), backend="optuna", trials=20, metric="best_val_accuracy", ...)
+    summary = tune(study)
+
+Every trial is a real run of the node (runner.run_node) in its own folder, <out>/tune/<node>/trial_NNN/,
+logged to MLflow as a child of one parent run (the study). Four backends propose the settings:
+
+  grid     the full grid (tune/space.py), as many points per range as the budget allows
+  random   independent draws from the space (Bergstra & Bengio 2012)
+  optuna   TPE (Bergstra et al. 2011) with a pruner; the study lives in <study>/optuna.db (sqlite), so running
+           the same command again after a crash or a kill continues it (load_if_exists)
+  ray      Ray Tune: OptunaSearch proposes, ASHA stops poor trials early, 2 trials at a time (tune/ray_search.py)
+
+Selection happens on the validation metric only. The best settings are written to best_config.json and run
+again beside the node's defaults; the summary reports both on validation and on the test metric.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from dlroadmap.errors import TrainingDiverged, UserError
+from dlroadmap.io import write_json
+from dlroadmap.registry import Node
+from dlroadmap.tune.space import Dimension, grid, random_configs
+
+BACKENDS = ("grid", "random", "optuna", "ray")
+PRUNERS = ("median", "halving", "hyperband", "none")
+
+
+@dataclass
+class Trial:
+    number: int
+    params: dict[str, Any]
+    value: float | None = None          # the metric, for complete trials
+    state: str = "complete"             # complete, pruned or failed
+    seconds: float = 0.0
+    run_dir: str = ""
+    note: str = ""
+
+
+@dataclass
+class TuneJob:
+    node: Node
+    dims: list[Dimension]
+    backend: str = "random"
+    trials: int = 10
+    metric: str = "best_val_accuracy"
+    direction: str = "max"
+    out: Path = Path("runs")
+    quick: bool = True
+    sets: list[str] = field(default_factory=list)
+    seed: int = 0
+    prune_on: str | None = "val_acc"    # the per-epoch Trainer metric the pruners watch (None: no pruning)
+    pruner: str = "median"
+    test_metric: str | None = None      # default: the metric's name with val -> test
+    track: str = "mlflow"
+    name: str | None = None             # the study's folder name under <out>/tune/ [default: the node id]
+
+    @property
+    def folder(self) -> Path:
+        return self.out / "tune" / (self.name or self.node.id)
+
+    def better(self, a: float, b: float | None) -> bool:
+        return b is None or (a > b if self.direction == "max" else a < b)
+
+
+def check_job(job: TuneJob) -> None:
+    if job.backend not in BACKENDS:
+        raise UserError(f"unknown --backend {job.backend!r}; choose from {', '.join(BACKENDS)}")
+    if job.direction not in ("max", "min"):
+        raise UserError(f"--direction must be max or min, not {job.direction!r}")
+    if job.pruner not in PRUNERS:
+        raise UserError(f"unknown --pruner {job.pruner!r}; choose from {', '.join(PRUNERS)}")
+    if job.trials < 1:
+        raise UserError("--trials must be at least 1")
+
+
+def test_metric_of(job: TuneJob, metrics: dict[str, float]) -> str | None:
+    if job.test_metric:
+        return job.test_metric
+    for guess in (job.metric.replace("best_val", "test"), job.metric.replace("val", "test")):
+        if guess != job.metric and guess in metrics:
+            return guess
+    return None
+
+
+def metric_of(job: TuneJob, metrics: dict[str, float]) -> float:
+    if job.metric not in metrics:
+        shown = ", ".join(sorted(k for k in metrics if "val" in k) or sorted(metrics)[:20])
+        raise UserError(f"{job.node.id} reports no metric {job.metric!r}; choose --metric from: {shown}")
+    return float(metrics[job.metric])
+
+
+def run_config(job: TuneJob, params: dict[str, Any], run_dir: Path, *, parent: str | None = None, label: str = "",
+               callbacks: tuple = (), track: str | None = None):
+    """One real run of the node with `params` over the preset (+ --set), in `run_dir`."""
+    from dlroadmap.runner import make_config, run_node
+    from dlroadmap.train.callbacks import attached
+
+    experiment = job.node.load_experiment()
+    config = make_config(experiment.Config, quick=job.quick, sets=job.sets, **params)
+    tags = {"tune_study": job.name or job.node.id, "tune_backend": job.backend, **({"mlflow.parentRunId": parent} if parent else {})}
+    with attached(*callbacks):
+        return run_node(job.node, config, job.out, track=track if track is not None else job.track, quick=job.quick,
+                        experiment=experiment, run_dir=run_dir, tags=tags, run_name=f"{job.node.id} {label}".strip())
+
+
+def _trial(job: TuneJob, number: int, params: dict[str, Any], parent: str | None, callbacks: tuple = ()) -> Trial:
+    """Run one trial; a run that diverges is a failed trial (the study goes on), a pruned one is re-raised."""
+    run_dir = job.folder / f"trial_{number:03d}"
+    t0 = time.perf_counter()
+    trial = Trial(number, params, run_dir=str(run_dir))
+    try:
+        result = run_config(job, params, run_dir, parent=parent, label=f"trial {number}", callbacks=callbacks)
+        trial.value = metric_of(job, result.metrics)
+    except TrainingDiverged as e:
+        trial.state, trial.note = "failed", f"diverged: {e}"
+    trial.seconds = time.perf_counter() - t0
+    return trial
+
+
+def _search_fixed(job: TuneJob, parent: str | None, progress: Callable[[Trial], None]) -> list[Trial]:
+    configs = grid(job.dims, job.trials) if job.backend == "grid" else random_configs(job.dims, job.trials, job.seed)
+    trials = []
+    for number, params in enumerate(configs):
+        trials.append(_trial(job, number, params, parent))
+        progress(trials[-1])
+    return trials
+
+
+def optuna_pruner(name: str):
+    import optuna
+
+    return {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+            "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+            "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3),
+            "none": lambda: optuna.pruners.NopPruner()}[name]()
+
+
+def suggest(trial: Any, d: Dimension) -> Any:
+    if d.kind == "choice":
+        return trial.suggest_categorical(d.name, list(d.args))
+    if d.kind == "int":
+        return trial.suggest_int(d.name, *d.args)
+    return trial.suggest_float(d.name, *d.args, log=d.kind == "loguniform")
+
+
+def open_optuna_study(job: TuneJob, storage_path: Path, pruner: str | None = None):
+    """The study in a sqlite file: created on the first run, continued by the next (load_if_exists).
+    A trial left RUNNING by a killed process can never finish: it is marked FAIL and tried again."""
+    import optuna
+
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{storage_path.resolve()}")
+    study = optuna.create_study(study_name=job.name or job.node.id, storage=storage, load_if_exists=True,
+                                direction="maximize" if job.direction == "max" else "minimize",
+                                sampler=optuna.samplers.TPESampler(seed=job.seed), pruner=optuna_pruner(pruner or job.pruner))
+    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
+    return study
+
+
+def _search_optuna(job: TuneJob, parent: str | None, progress: Callable[[Trial], None]) -> list[Trial]:
+    import optuna
+
+    from dlroadmap.tune.pruning import OptunaPruning
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_optuna_study(job, job.folder / "optuna.db")
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+    def objective(ot: optuna.Trial) -> float:
+        params = {d.name: suggest(ot, d) for d in job.dims}
+        callbacks = (OptunaPruning(ot, job.prune_on),) if job.prune_on and job.pruner != "none" else ()
+        t0 = time.perf_counter()
+        try:
+            trial = _trial(job, ot.number, params, parent, callbacks)
+        except optuna.TrialPruned as e:
+            progress(Trial(ot.number, params, state="pruned", seconds=time.perf_counter() - t0,
+                           run_dir=str(job.folder / f"trial_{ot.number:03d}"), note=str(e)))
+            raise
+        progress(trial)
+        if trial.value is None:                                                 # diverged: optuna records a failure
+            raise RuntimeError(trial.note)
+        return trial.value
+
+    remaining = job.trials - len(done)
+    if remaining > 0:
+        study.optimize(objective, n_trials=remaining, catch=(RuntimeError,))
+    state = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned"}
+    return [Trial(t.number, dict(t.params), t.value if t.state == optuna.trial.TrialState.COMPLETE else None, state.get(t.state, "failed"),
+                  (t.duration.total_seconds() if t.duration else 0.0), str(job.folder / f"trial_{t.number:03d}"))
+            for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
+
+
+def tune(job: TuneJob, progress: Callable[[Trial], None] = lambda t: None) -> dict[str, Any]:
+    """Run the study, re-run its best settings and the node's defaults, write study.json + best_config.json."""
+    from dlroadmap.train.tracking import Tracker
+
+    check_job(job)
+    job.folder.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with Tracker(job.folder, job.track, root=job.out, run_name=f"tune {job.name or job.node.id} ({job.backend})",
+                 tags={"node": job.node.id, "tune_backend": job.backend}) as parent:
+        parent.log_params({"backend": job.backend, "trials": job.trials, "metric": job.metric, "direction": job.direction,
+                           "space": [f"{d.name}={d.kind}{d.args}" for d in job.dims], "quick": job.quick, "sets": job.sets})
+        mlflow = parent.backend("mlflow")
+        parent_id = mlflow.run_id if mlflow is not None else None
+        if job.backend in ("grid", "random"):
+            trials = _search_fixed(job, parent_id, progress)
+        elif job.backend == "optuna":
+            trials = _search_optuna(job, parent_id, progress)
+        else:
+            from dlroadmap.tune.ray_search import search_ray
+
+            trials = search_ray(job, parent_id, progress)
+        complete = [t for t in trials if t.state == "complete" and t.value is not None]
+        if not complete:
+            raise UserError(f"no trial of {job.node.id} completed ({len(trials)} pruned or failed); widen the space or add --trials")
+        best = complete[0]
+        for t in complete[1:]:
+            if job.better(t.value, best.value):
+                best = t
+        for i, t in enumerate(trials):                                       # the study's curve, live in MLflow
+            so_far = [u.value for u in trials[: i + 1] if u.value is not None]
+            if so_far:
+                parent.log_metrics({"trial_value": t.value if t.value is not None else float("nan"),
+                                    "best_so_far": (max if job.direction == "max" else min)(so_far)}, step=i)
+        write_json(job.folder / "best_config.json", {"node": job.node.id, "metric": job.metric, "direction": job.direction,
+                                                     "value": best.value, "trial": best.number, "params": best.params,
+                                                     "quick": job.quick, "sets": job.sets})
+        # The chosen settings and the defaults, each run once more: validation (what was selected on) and test.
+        tuned = run_config(job, best.params, job.folder / "best", parent=parent_id, label="best").metrics
+        default = run_config(job, {}, job.folder / "default", parent=parent_id, label="default").metrics
+        test_key = test_metric_of(job, tuned)
+        summary = {
+            "node": job.node.id, "backend": job.backend, "metric": job.metric, "direction": job.direction, "test_metric": test_key,
+            "space": [asdict(d) for d in job.dims], "quick": job.quick, "sets": job.sets, "seed": job.seed,
+            "trials": [asdict(t) for t in trials], "best": asdict(best),
+            "tuned": {"params": best.params, "val": metric_of(job, tuned), "test": tuned.get(test_key) if test_key else None},
+            "default": {"val": metric_of(job, default), "test": default.get(test_key) if test_key else None},
+            "pruned": sum(t.state == "pruned" for t in trials), "failed": sum(t.state == "failed" for t in trials),
+            "seconds": time.perf_counter() - t0,
+        }
+        parent.log_metrics({"tuned_val": summary["tuned"]["val"], "default_val": summary["default"]["val"],
+                            **({"tuned_test": summary["tuned"]["test"], "default_test": summary["default"]["test"]} if test_key else {})},
+                           step=len(trials))
+        parent.log_figure(best_so_far_figure(summary), "best_so_far")
+        write_json(job.folder / "study.json", summary)
+        parent.log_artifact(job.folder / "study.json")
+    return summary
+
+
+def best_so_far_figure(summary: dict[str, Any]):
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    trials = summary["trials"]
+    values = np.array([t["value"] if t["value"] is not None else np.nan for t in trials], dtype=float)
+    pick = np.fmax if summary["direction"] == "max" else np.fmin
+    fig, ax = plt.subplots(figsize=(7, 4))
+    x = np.arange(len(values))
+    ax.scatter(x, values, s=14, color="tab:blue", label="trial")
+    pruned = [i for i, t in enumerate(trials) if t["state"] == "pruned"]
+    if pruned:
+        ax.scatter(pruned, [np.nanmin(values) if np.isfinite(values).any() else 0] * len(pruned), marker="x", color="tab:red",
+                   label=f"pruned ({len(pruned)})")
+    ax.plot(x, pick.accumulate(np.where(np.isnan(values), -np.inf if summary["direction"] == "max" else np.inf, values)),
+            color="k", label="best so far")
+    ax.axhline(summary["default"]["val"], color="tab:grey", ls="--", label="node default")
+    ax.set(xlabel="trial", ylabel=summary["metric"])
+    ax.set_title(f"{summary['node']}: {summary['backend']} search, {len(trials)} trials", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
