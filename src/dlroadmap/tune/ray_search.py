@@ -34,7 +34,7 @@ def _trainable(params: dict[str, Any], *, spec: dict[str, Any]) -> None:
     torch.set_num_threads(1)
     from dlroadmap import registry
     from dlroadmap.tune.pruning import RayReport
-    from dlroadmap.tune.study import TuneJob, metric_of, run_config
+    from dlroadmap.tune.job import TuneJob, metric_of, run_config
 
     job = TuneJob(registry.load().get(spec["node"]), [], backend="ray", metric=spec["metric"], direction=spec["direction"],
                   out=Path(spec["out"]), quick=spec["quick"], sets=spec["sets"], name=spec["name"], track="none")
@@ -51,7 +51,7 @@ def search_ray(job: Any, parent: str | None, progress: Callable[[Any], None], *,
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from dlroadmap.tune.study import Trial
+    from dlroadmap.tune.job import Trial
 
     out = Path(job.out).resolve()
     spec = {"node": job.node.id, "metric": job.metric, "direction": job.direction, "out": str(out), "quick": job.quick,

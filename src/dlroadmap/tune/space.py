@@ -3,7 +3,7 @@
     lr=loguniform(1e-4,1e-1)      log-uniform between the bounds (the usual prior for rates and strengths)
     dropout=uniform(0,0.5)        uniform
     hidden=int(32,256)            an integer, uniform over [low, high]
-    batch_size=choice(32,64,128)  one of the listed values (numbers, true/false or words)
+    batch_size=choice(32,64,128)  one of the listed values (numbers, true/false, words or JSON lists: choice([64],[128,64]))
 
 A space is only accepted when every value it can produce is one the node's Config accepts: the ends of each
 range and every choice go through the same validation as `--set`, so a bad space fails before any trial
@@ -66,6 +66,16 @@ def _value(raw: str) -> Any:
         return raw.strip()
 
 
+def _args(inner: str) -> tuple[Any, ...]:
+    """'32,64,128' -> (32, 64, 128); '[256,128],[512,256]' -> ([256, 128], [512, 256]); 'adam,sgd' -> ('adam', 'sgd')."""
+    if not inner.strip():
+        return ()
+    try:
+        return tuple(json.loads(f"[{inner}]"))
+    except json.JSONDecodeError:
+        return tuple(_value(a) for a in inner.split(","))
+
+
 def parse_dimension(spec: str) -> Dimension:
     """'lr=loguniform(1e-4,1e-1)' -> Dimension; one UserError line for anything else."""
     m = _SPEC.match(spec)
@@ -74,7 +84,7 @@ def parse_dimension(spec: str) -> Dimension:
     name, kind, inner = m.groups()
     if kind not in KINDS:
         raise UserError(f"unknown distribution {kind!r} in {spec!r}; use one of {', '.join(KINDS)}")
-    args = tuple(_value(a) for a in inner.split(",")) if inner.strip() else ()
+    args = _args(inner)
     if kind == "choice":
         if not args:
             raise UserError(f"{spec!r}: choice needs at least one value")

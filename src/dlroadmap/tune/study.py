@@ -18,97 +18,18 @@ again beside the node's defaults; the summary reports both on validation and on 
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.io import write_json
-from dlroadmap.registry import Node
+from dlroadmap.tune.job import Trial, TuneJob, check_job, metric_of, run_config, test_metric_of
 from dlroadmap.tune.space import Dimension, grid, random_configs
 
-BACKENDS = ("grid", "random", "optuna", "ray")
-PRUNERS = ("median", "halving", "hyperband", "none")
-
-
-@dataclass
-class Trial:
-    number: int
-    params: dict[str, Any]
-    value: float | None = None          # the metric, for complete trials
-    state: str = "complete"             # complete, pruned or failed
-    seconds: float = 0.0
-    run_dir: str = ""
-    note: str = ""
-
-
-@dataclass
-class TuneJob:
-    node: Node
-    dims: list[Dimension]
-    backend: str = "random"
-    trials: int = 10
-    metric: str = "best_val_accuracy"
-    direction: str = "max"
-    out: Path = Path("runs")
-    quick: bool = True
-    sets: list[str] = field(default_factory=list)
-    seed: int = 0
-    prune_on: str | None = "val_acc"    # the per-epoch Trainer metric the pruners watch (None: no pruning)
-    pruner: str = "median"
-    test_metric: str | None = None      # default: the metric's name with val -> test
-    track: str = "mlflow"
-    name: str | None = None             # the study's folder name under <out>/tune/ [default: the node id]
-
-    @property
-    def folder(self) -> Path:
-        return self.out / "tune" / (self.name or self.node.id)
-
-    def better(self, a: float, b: float | None) -> bool:
-        return b is None or (a > b if self.direction == "max" else a < b)
-
-
-def check_job(job: TuneJob) -> None:
-    if job.backend not in BACKENDS:
-        raise UserError(f"unknown --backend {job.backend!r}; choose from {', '.join(BACKENDS)}")
-    if job.direction not in ("max", "min"):
-        raise UserError(f"--direction must be max or min, not {job.direction!r}")
-    if job.pruner not in PRUNERS:
-        raise UserError(f"unknown --pruner {job.pruner!r}; choose from {', '.join(PRUNERS)}")
-    if job.trials < 1:
-        raise UserError("--trials must be at least 1")
-
-
-def test_metric_of(job: TuneJob, metrics: dict[str, float]) -> str | None:
-    if job.test_metric:
-        return job.test_metric
-    for guess in (job.metric.replace("best_val", "test"), job.metric.replace("val", "test")):
-        if guess != job.metric and guess in metrics:
-            return guess
-    return None
-
-
-def metric_of(job: TuneJob, metrics: dict[str, float]) -> float:
-    if job.metric not in metrics:
-        shown = ", ".join(sorted(k for k in metrics if "val" in k) or sorted(metrics)[:20])
-        raise UserError(f"{job.node.id} reports no metric {job.metric!r}; choose --metric from: {shown}")
-    return float(metrics[job.metric])
-
-
-def run_config(job: TuneJob, params: dict[str, Any], run_dir: Path, *, parent: str | None = None, label: str = "",
-               callbacks: tuple = (), track: str | None = None):
-    """One real run of the node with `params` over the preset (+ --set), in `run_dir`."""
-    from dlroadmap.runner import make_config, run_node
-    from dlroadmap.train.callbacks import attached
-
-    experiment = job.node.load_experiment()
-    config = make_config(experiment.Config, quick=job.quick, sets=job.sets, **params)
-    tags = {"tune_study": job.name or job.node.id, "tune_backend": job.backend, **({"mlflow.parentRunId": parent} if parent else {})}
-    with attached(*callbacks):
-        return run_node(job.node, config, job.out, track=track if track is not None else job.track, quick=job.quick,
-                        experiment=experiment, run_dir=run_dir, tags=tags, run_name=f"{job.node.id} {label}".strip())
-
+__all__ = ["Trial", "TuneJob", "check_job", "tune"]
 
 def _trial(job: TuneJob, number: int, params: dict[str, Any], parent: str | None, callbacks: tuple = ()) -> Trial:
     """Run one trial; a run that diverges is a failed trial (the study goes on), a pruned one is re-raised."""
@@ -136,7 +57,8 @@ def _search_fixed(job: TuneJob, parent: str | None, progress: Callable[[Trial], 
 def optuna_pruner(name: str):
     import optuna
 
-    return {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+    # Nothing is pruned before 5 trials have finished (a median of fewer is noise) nor in a trial's first 3 epochs.
+    return {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3),
             "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
             "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3),
             "none": lambda: optuna.pruners.NopPruner()}[name]()
@@ -144,10 +66,18 @@ def optuna_pruner(name: str):
 
 def suggest(trial: Any, d: Dimension) -> Any:
     if d.kind == "choice":
-        return trial.suggest_categorical(d.name, list(d.args))
+        if all(isinstance(v, (bool, int, float, str)) for v in d.args):
+            return trial.suggest_categorical(d.name, list(d.args))
+        # Optuna's categories are scalars: a list (e.g. layer widths) goes in as its JSON text and comes back parsed.
+        return json.loads(trial.suggest_categorical(d.name, [json.dumps(v) for v in d.args]))
     if d.kind == "int":
         return trial.suggest_int(d.name, *d.args)
     return trial.suggest_float(d.name, *d.args, log=d.kind == "loguniform")
+
+
+def _decoded(d: Dimension, value: Any) -> Any:
+    """A value as Optuna stored it, back in the space's terms (list choices were stored as JSON text)."""
+    return json.loads(value) if d.kind == "choice" and isinstance(value, str) and value not in d.args else value
 
 
 def open_optuna_study(job: TuneJob, storage_path: Path, pruner: str | None = None):
@@ -193,7 +123,7 @@ def _search_optuna(job: TuneJob, parent: str | None, progress: Callable[[Trial],
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, catch=(RuntimeError,))
     state = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned"}
-    return [Trial(t.number, dict(t.params), t.value if t.state == optuna.trial.TrialState.COMPLETE else None, state.get(t.state, "failed"),
+    return [Trial(t.number, {d.name: _decoded(d, t.params[d.name]) for d in job.dims if d.name in t.params}, t.value if t.state == optuna.trial.TrialState.COMPLETE else None, state.get(t.state, "failed"),
                   (t.duration.total_seconds() if t.duration else 0.0), str(job.folder / f"trial_{t.number:03d}"))
             for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
 

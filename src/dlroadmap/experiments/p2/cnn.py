@@ -156,6 +156,7 @@ def run_architectures(config: Config, tracker: Tracker) -> Result:
         hist, acc = fitted.history, fitted.test_accuracy
         histories[name] = hist
         metrics[f"{name}_test_accuracy"] = acc
+        metrics[f"{name}_best_val_accuracy"] = max(h["val_acc"] for h in hist)   # what `dlr tune` selects on
         metrics[f"{name}_small_params"] = float(sum(p.numel() for p in model.parameters()))
         save_trained(tracker.run_dir / "models" / name, model, data, name=f"{name}-{config.dataset}", family=family,
                      kwargs=kwargs, source={"node": "p2.cnn.architectures", "run_dir": str(tracker.run_dir), "test_accuracy": acc})

@@ -71,7 +71,8 @@ def run_basic(config: Config, tracker: Tracker) -> Result:
     data = classification_tensors("mnist5k", seed=config.seed)
     acc, history = train_row_reader("rnn", config, tracker, data)
     plot = tracker.log_figure(learning_curves(history, title="vanilla RNN reading MNIST row by row"), "learning_curves")
-    return Result(metrics={"max_abs_diff_vs_torch": agreement_with_torch("rnn", config.seed), "rnn_test_accuracy": acc},
+    return Result(metrics={"max_abs_diff_vs_torch": agreement_with_torch("rnn", config.seed), "rnn_test_accuracy": acc,
+                           "rnn_best_val_accuracy": max(h["val_acc"] for h in history)},     # what `dlr tune` selects on
                   artifacts={"learning_curves": str(plot)}, history=history)
 
 
