@@ -11,6 +11,7 @@ Ray's own ResultGrid.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +25,19 @@ def ray_space(dims: list[Dimension]) -> dict[str, Any]:
     make = {"uniform": lambda d: tune.uniform(*d.args), "loguniform": lambda d: tune.loguniform(*d.args),
             "int": lambda d: tune.randint(d.args[0], d.args[1] + 1), "choice": lambda d: tune.choice(list(d.args))}
     return {d.name: make[d.kind](d) for d in dims}
+
+
+def start_ray(cpus: int = 2) -> bool:
+    """Start a local Ray with `cpus` one-thread workers and no dashboard; False if one is already running.
+    Ray's own console tables are switched off (the legacy reporter honours verbose=0, the new one does not)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "DLR_PROGRESS": "0"}})
+    return True
 
 
 def _trainable(params: dict[str, Any], *, spec: dict[str, Any]) -> None:
@@ -56,11 +70,7 @@ def search_ray(job: Any, parent: str | None, progress: Callable[[Any], None], *,
     out = Path(job.out).resolve()
     spec = {"node": job.node.id, "metric": job.metric, "direction": job.direction, "out": str(out), "quick": job.quick,
             "sets": list(job.sets), "name": job.name or job.node.id, "prune_on": job.prune_on if job.pruner != "none" else None}
-    started = not ray.is_initialized()
-    if started:
-        # Ray's own files (sessions, logs, sockets) go to a short temp path; one thread per worker.
-        ray.init(num_cpus=concurrent, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "DLR_PROGRESS": "0", "MKL_NUM_THREADS": "1"}})
+    started = start_ray(concurrent)
     try:
         callbacks = []
         if "mlflow" in job.track:

@@ -90,12 +90,14 @@ def _study(dataset: str, config: ImportanceConfig, rng: np.random.Generator) -> 
     drop, _ = drop_column_importance(fit_score, Xtr)
     # SHAP's global importance: mean |phi| over held-out rows, each row explaining the probability of the class
     # the forest predicts for it; background = 10 training rows.
-    background = Xtr[rng.choice(len(Xtr), 10, replace=False)]
+    # (A generator of its own: the noise columns of the next dataset must not depend on SHAP's draws.)
+    shap_rng = np.random.default_rng([config.seed, len(Xtr)])
+    background = Xtr[shap_rng.choice(len(Xtr), 10, replace=False)]
     phis = []
     for x in Xte[: config.shap_rows]:
         c = int(forest.predict(x[None])[0])
         f = lambda Z, c=c: forest.predict_proba(Z)[:, list(forest.classes_).index(c)]          # noqa: E731
-        phis.append(kernel_shap(f, x, background, n_samples=config.shap_coalitions, rng=rng)[0])
+        phis.append(kernel_shap(f, x, background, n_samples=config.shap_coalitions, rng=shap_rng)[0])
     shap_global = np.abs(np.array(phis)).mean(0)
     out = {"names": names, "impurity": impurity, "permutation": perm.mean(1), "permutation_std": perm.std(1), "drop": drop, "shap": shap_global,
            "accuracy": base, "impurity_diff": float(np.abs(impurity - forest.feature_importances_).max()),
@@ -326,7 +328,7 @@ def _captum_diffs(net, x: torch.Tensor, t: torch.Tensor, methods: dict, config: 
     refs = {"saliency": Saliency(net).attribute(x, target=t), "gradient_x_input": InputXGradient(net).attribute(x, target=t),
             "integrated_gradients": IntegratedGradients(net).attribute(x, baselines=fill, target=t, n_steps=config.ig_steps),
             "smoothgrad": sg, "gradient_shap": gs}
-    return {k: float((methods[k](net, x, t) - ref).abs().max()) for k, ref in refs.items()}
+    return {k: float((methods[k](net, x, t) - ref).abs().max().detach()) for k, ref in refs.items()}
 
 
 def _images(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:

@@ -136,7 +136,7 @@ class OptunaRayConfig(ExperimentConfig):
     epochs: int = Field(15, ge=2, le=500, description="epochs per trial: the resource the pruners save")
     ray_trials: int = Field(16, ge=1, le=10_000, description="Ray Tune trials (ASHA + OptunaSearch), 2 at a time")
 
-    QUICK: ClassVar[dict] = {"trials": 16, "epochs": 8, "ray_trials": 4}
+    QUICK: ClassVar[dict] = {"trials": 24, "epochs": 8, "ray_trials": 4}
 
 
 def _optuna_study(config: OptunaRayConfig, data, storage: str, pruner: str):
@@ -174,11 +174,10 @@ def _ray_study(config: OptunaRayConfig, tracking_uri: str, parent: str) -> tuple
     from ray.tune.search.optuna import OptunaSearch
 
     from dlroadmap.tune.objective import ray_trial
-    from dlroadmap.tune.ray_search import ray_space
+    from dlroadmap.tune.ray_search import ray_space, start_ray
 
     t0 = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "DLR_PROGRESS": "0"}})
+    started = start_ray(2)
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     try:
         tuner = tune.Tuner(
@@ -195,7 +194,8 @@ def _ray_study(config: OptunaRayConfig, tracking_uri: str, parent: str) -> tuple
         )
         results = list(tuner.fit())                                              # Ray's ResultGrid, one Result per trial
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     return results, time.perf_counter() - t0
 
 
