@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from typing import ClassVar
 
 import matplotlib.pyplot as plt
@@ -318,16 +320,20 @@ def _image_methods(config: ShapLimeConfig, data, pixels: np.ndarray, fill: float
 
 def _captum_diffs(net, x: torch.Tensor, t: torch.Tensor, methods: dict, config: ShapLimeConfig, fill: float) -> dict[str, float]:
     """Each gradient method against captum's, with the same baseline, steps, noise and seeds."""
+    import warnings
+
     from captum.attr import GradientShap, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
-    torch.manual_seed(config.seed)
-    sg = NoiseTunnel(Saliency(net)).attribute(x, nt_type="smoothgrad", nt_samples=config.noise_samples, stdevs=methods["_sigma"], target=t)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
-    gs = GradientShap(net).attribute(x, methods["_baselines"], n_samples=config.noise_samples, stdevs=0.0, target=t)
-    refs = {"saliency": Saliency(net).attribute(x, target=t), "gradient_x_input": InputXGradient(net).attribute(x, target=t),
-            "integrated_gradients": IntegratedGradients(net).attribute(x, baselines=fill, target=t, n_steps=config.ig_steps),
-            "smoothgrad": sg, "gradient_shap": gs}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+        torch.manual_seed(config.seed)
+        sg = NoiseTunnel(Saliency(net)).attribute(x, nt_type="smoothgrad", nt_samples=config.noise_samples, stdevs=methods["_sigma"], target=t)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        gs = GradientShap(net).attribute(x, methods["_baselines"], n_samples=config.noise_samples, stdevs=0.0, target=t)
+        refs = {"saliency": Saliency(net).attribute(x, target=t), "gradient_x_input": InputXGradient(net).attribute(x, target=t),
+                "integrated_gradients": IntegratedGradients(net).attribute(x, baselines=fill, target=t, n_steps=config.ig_steps),
+                "smoothgrad": sg, "gradient_shap": gs}
     return {k: float((methods[k](net, x, t) - ref).abs().max().detach()) for k, ref in refs.items()}
 
 
@@ -368,10 +374,11 @@ def _images(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
     seg = methods["_segments"][0]
     ours = lime_image(lambda ims: net(torch.as_tensor(ims, dtype=torch.float32))[:, int(t[0])].detach().double().numpy(),
                       x[0].numpy(), seg, n_samples=config.image_samples, seed=config.seed, fill=fill)
-    ref = LimeImageExplainer(kernel_width=0.25, feature_selection="none", random_state=config.seed).explain_instance(
-        x[0].double().numpy(), lambda ims: net(torch.as_tensor(ims[..., 0], dtype=torch.float32)).detach().double().numpy(),
-        labels=(int(t[0]),), top_labels=None, hide_color=fill, num_features=int(seg.max()) + 1, num_samples=config.image_samples,
-        segmentation_fn=lambda _: seg, random_seed=config.seed, batch_size=config.image_samples)
+    with contextlib.redirect_stderr(io.StringIO()):                              # lime 0.2's progress bar cannot be switched off
+        ref = LimeImageExplainer(kernel_width=0.25, feature_selection="none", random_state=config.seed).explain_instance(
+            x[0].double().numpy(), lambda ims: net(torch.as_tensor(ims[..., 0], dtype=torch.float32)).detach().double().numpy(),
+            labels=(int(t[0]),), top_labels=None, hide_color=fill, num_features=int(seg.max()) + 1, num_samples=config.image_samples,
+            segmentation_fn=lambda _: seg, random_seed=config.seed, batch_size=config.image_samples)
     coef = np.zeros(int(seg.max()) + 1)
     for i, c in ref.local_exp[int(t[0])]:
         coef[i] = c
@@ -403,6 +410,9 @@ def _images(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
     layers, rand = randomisation_test(net, {k: methods[k] for k in names}, x, t, seed=config.seed)
     for k in names:
         m[f"{k}_randomised_rank_corr"] = rand[k][-1]
+    # Against the brightness order (an "explanation" that ignores the model): does the method add anything?
+    for k in names:
+        m[f"{k}_deletion_gain_over_brightness"] = m["deletion_auc_brightness"] - m[f"deletion_auc_{k}"]
     m["min_deletion_gain"] = min(m[f"{k}_deletion_gain"] for k in names)
     m["min_insertion_gain"] = min(m[f"{k}_insertion_gain"] for k in names)
     # Methods that multiply by (x - baseline) are zero wherever the digit is black, trained or not.

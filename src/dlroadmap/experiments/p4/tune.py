@@ -135,8 +135,33 @@ class OptunaRayConfig(ExperimentConfig):
     trials: int = Field(40, ge=4, le=10_000, description="trials per Optuna study (TPE)")
     epochs: int = Field(15, ge=2, le=500, description="epochs per trial: the resource the pruners save")
     ray_trials: int = Field(16, ge=1, le=10_000, description="Ray Tune trials (ASHA + OptunaSearch), 2 at a time")
+    node_trials: int = Field(20, ge=0, le=1000, description="`dlr tune` studies of real nodes (the MLP, the RNN): trials each; 0 = skip")
 
-    QUICK: ClassVar[dict] = {"trials": 24, "epochs": 8, "ray_trials": 4}
+    QUICK: ClassVar[dict] = {"trials": 24, "epochs": 8, "ray_trials": 4, "node_trials": 0}
+
+
+# `dlr tune` on real nodes, around their quick presets: (node, metric, search space). Selected on validation;
+# the defaults and the tuned settings are then both scored on the test split.
+NODE_STUDIES = {
+    "mlp": ("p2.fnn.backprop", "best_val_accuracy", ["lr=loguniform(5e-4,1e-2)", "dropout=uniform(0,0.5)",
+                                                     "hidden=choice([256,128],[512,256],[1024,512])", "epochs=int(8,30)"]),
+    "rnn": ("p2.rnn.basic", "rnn_best_val_accuracy", ["lr=loguniform(1e-3,3e-2)", "hidden=choice(64,128,256)", "epochs=int(6,20)"]),
+}
+
+
+def _node_studies(config: OptunaRayConfig, tracker: Tracker, m: dict) -> None:
+    from dlroadmap import registry
+    from dlroadmap.tune.study import TuneJob, tune
+
+    for key, (node_id, metric, space) in NODE_STUDIES.items():
+        node = registry.load().get(node_id)
+        job = TuneJob(node, parse_space(space, node.load_experiment().Config), backend="optuna", trials=config.node_trials, metric=metric,
+                      out=tracker.run_dir, quick=True, seed=config.seed, pruner="none", track="none", name=node_id)
+        s = tune(job)
+        m[f"{key}_default_val"], m[f"{key}_tuned_val"] = s["default"]["val"], s["tuned"]["val"]
+        m[f"{key}_default_test"], m[f"{key}_tuned_test"] = s["default"]["test"], s["tuned"]["test"]
+        m[f"{key}_tuned_minus_default_val"] = s["tuned"]["val"] - s["default"]["val"]
+        m[f"{key}_tuned_minus_default_test"] = s["tuned"]["test"] - s["default"]["test"]
 
 
 def _optuna_study(config: OptunaRayConfig, data, storage: str, pruner: str):
@@ -254,6 +279,9 @@ def run_optuna_ray(config: OptunaRayConfig, tracker: Tracker) -> Result:
               "ray_selected_test": float(best.metrics["test_accuracy"]), "ray_seconds": seconds,
               "ray_epochs_saved": 1 - ray_epochs / (len(results) * config.epochs),
               "ray_mlflow_runs_missing": float(len(results) - len(children))})
+
+    if config.node_trials:
+        _node_studies(config, tracker, m)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                                          # optuna's matplotlib plots are "experimental"
