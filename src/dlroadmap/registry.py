@@ -96,6 +96,7 @@ class Node:
     expect: tuple[Expectation, ...] = ()
     refs: tuple[str, ...] = ()
     notes: str = ""
+    exclusive: bool = False     # starts processes of its own (a Ray cluster): a `--jobs` tour runs it alone
 
     @property
     def implemented(self) -> bool:
@@ -193,6 +194,7 @@ def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
         expect=tuple(expect),
         refs=tuple(raw.get("refs", ())),
         notes=raw.get("notes", ""),
+        exclusive=bool(raw.get("exclusive", False)),
     )
 
 

@@ -164,9 +164,16 @@ def tour(
                 MLflowBackend.prepare(out)  # tables and experiment made once, before the workers write rows
             threads = max(1, (os.cpu_count() or 1) // jobs)
             with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as pool:
-                futures = {pool.submit(tour_node, n.id, str(out), quick, track, seed_list): i for i, n in enumerate(nodes)}
+                futures = {pool.submit(tour_node, n.id, str(out), quick, track, seed_list): i for i, n in enumerate(nodes) if not n.exclusive}
                 for f in as_completed(futures):
                     done(futures[f], f.result())
+            # Nodes that start processes of their own (Ray) run last, one at a time, each in a fresh worker with
+            # every core: beside another node and a worker grown by earlier nodes they would double the peak memory.
+            for i, n in enumerate(nodes):
+                if n.exclusive:
+                    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                                             initargs=(os.cpu_count() or 1,)) as alone:
+                        done(i, alone.submit(tour_node, n.id, str(out), quick, track, seed_list).result())
     final = [r for r in results if r is not None]
     summary = {
         "version": __version__, "quick": quick, "only": only, "jobs": jobs, "seeds": seed_list, "seconds": time.perf_counter() - t0,

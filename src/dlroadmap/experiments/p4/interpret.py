@@ -6,6 +6,7 @@
                             the same seed, and how much it moves between seeds; five gradient methods on an MNIST-5k
                             LeNet-5 = captum's; then deletion/insertion curves (do the top-ranked pixels matter?) and
                             Adebayo et al.'s model-randomisation check (do the attributions depend on the weights?).
+                            The trained LeNet-5 is saved as a bundle, with 3 raw test digits, for `dlr explain`.
 
   p4.interpret.importance   Global feature importance of a random forest on breast_cancer and wine, three ways
                             (interpret/importance.py): permutation importance on held-out rows (= scikit-learn's
@@ -16,6 +17,8 @@
                             (it offers a split point between every pair of rows); held-out permutation gives both ~0.
                             Drop-column and permutation both miss what a group of correlated features carries
                             (breast_cancer's radius / perimeter / area): dropping the whole group shows it.
+                            SHAP's global importance (mean |KernelSHAP| over held-out rows) sits beside them: it
+                            explains the model, so it credits the random ID as much as the forest uses it.
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ def _optuna_study(config: OptunaRayConfig, data, storage: str, pruner: str):
     return study, time.perf_counter() - t0
 
 
-def _ray_study(config: OptunaRayConfig, tracking_uri: str, parent: str) -> tuple[list, float]:
+def _ray_study(config: OptunaRayConfig, data, tracking_uri: str, parent: str) -> tuple[list, float]:
     import logging
 
     import ray
@@ -206,7 +206,7 @@ def _ray_study(config: OptunaRayConfig, tracking_uri: str, parent: str) -> tuple
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     try:
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(ray_trial, epochs=config.epochs, seed=config.seed), {"cpu": 1}),
+            tune.with_resources(tune.with_parameters(ray_trial, epochs=config.epochs, seed=config.seed, data=data), {"cpu": 1}),
             param_space=ray_space(parse_space(SPACE)),
             tune_config=tune.TuneConfig(metric="best_val_accuracy", mode="max", num_samples=config.ray_trials, max_concurrent_trials=2,
                                         search_alg=OptunaSearch(seed=config.seed),
@@ -266,7 +266,7 @@ def run_optuna_ray(config: OptunaRayConfig, tracker: Tracker) -> Result:
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name("dlroadmap") or client.get_experiment(client.create_experiment("dlroadmap"))
         parent = client.create_run(exp.experiment_id, run_name="p4.tune.optuna_ray (local)").info.run_id
-    results, seconds = _ray_study(config, uri, parent)
+    results, seconds = _ray_study(config, data, uri, parent)
     finished = [r for r in results if r.error is None and (r.metrics or {}).get("final")]
     stopped = [r for r in results if r.error is None and not (r.metrics or {}).get("final")]
     best = max(finished, key=lambda r: r.metrics["best_val_accuracy"])
