@@ -167,7 +167,7 @@ class Roadmap:
 
 
 def _node(raw: dict[str, Any], phase: str, topic: str) -> Node:
-    known = {"id", "title", "status", "code", "tests", "expect", "refs", "notes"}
+    known = {"id", "title", "status", "code", "tests", "expect", "refs", "notes", "exclusive"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"roadmap.toml: node {raw.get('id')} has unknown keys {sorted(unknown)}")
