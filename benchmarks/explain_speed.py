@@ -69,7 +69,7 @@ def main() -> None:
              lambda n=n: explainer.shap_values(x[None], nsamples=n, l1_reg=False, silent=True),
              (lambda: float(np.abs(kernel_shap(f, x, bg, n_samples=2 ** 13)[0]
                                    - explainer.shap_values(x[None], nsamples=2 ** 13, l1_reg=False, silent=True)[0]).max()))
-             if n == 2 ** 13 else (lambda: float("nan")))
+             if n == 2 ** 13 else (lambda: float("nan")))               # sampled: different draws, compared to exact in the node
 
     proba = clf.predict_proba
     lte = LimeTabularExplainer(train, discretize_continuous=False, random_state=0, feature_selection="none")
@@ -98,15 +98,20 @@ def main() -> None:
     img = digits[0]
     seg = slic(img, n_segments=40, compactness=0.1, channel_axis=None, start_label=0)
     logit = lambda ims: net(torch.as_tensor(ims, dtype=torch.float32)).detach().double().numpy()[:, 3]       # noqa: E731
-    lie = LimeImageExplainer(kernel_width=0.25, feature_selection="none", random_state=0)
-
     def lime_img_ref():
+        lie = LimeImageExplainer(kernel_width=0.25, feature_selection="none", random_state=0)     # fresh: the same draws each call
         with contextlib.redirect_stderr(io.StringIO()):
             return lie.explain_instance(img.astype(np.float64), lambda ims: np.stack([logit(ims[..., 0])] * 4, 1), labels=(3,), top_labels=None,
                                         hide_color=0.0, num_features=int(seg.max()) + 1, num_samples=1000, segmentation_fn=lambda _: seg,
                                         random_seed=0, batch_size=1000)
 
-    pair("lime_image_1000", lambda: lime_image(logit, img, seg, n_samples=1000, seed=0), lime_img_ref, lambda: float("nan"))
+    def lime_img_diff():
+        coef = np.zeros(int(seg.max()) + 1)
+        for i, c in lime_img_ref().local_exp[3]:
+            coef[i] = c
+        return float(np.abs(coef - lime_image(logit, img, seg, n_samples=1000, seed=0).coef).max())
+
+    pair("lime_image_1000", lambda: lime_image(logit, img, seg, n_samples=1000, seed=0), lime_img_ref, lime_img_diff)
 
     xb = torch.as_tensor(digits)
     t = net(xb).argmax(1)
