@@ -31,11 +31,10 @@ def explain(
     dlr explain runs/p4.interpret.shap_lime --input runs/p4.interpret.shap_lime/examples/digit_0.npy --method ig
     """
     from dlroadmap.deploy.bundle import find_bundle
-    from dlroadmap.interpret.explain import METHODS, explain_bundle, figure, read_input
+    from dlroadmap.interpret.explain import check_method, explain_bundle, figure, read_input
     from dlroadmap.io import atomic_path
 
-    if method not in METHODS:
-        raise UserError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
+    check_method(method)                                                         # before the model is even read
     bundle = find_bundle(source)
     raw = read_input(input_, bundle.input_shape)
     target_png = out or input_.with_name(f"explain_{method}_{input_.stem}.png")

@@ -57,25 +57,29 @@ def read_input(path: Path, shape: list[int]) -> np.ndarray:
     return x
 
 
-def _segments(raw: np.ndarray, superpixels: int) -> np.ndarray:
-    """Superpixels of an image input (SLIC on its grey levels); one segment per feature for a vector."""
+def check_method(method: str) -> None:
+    if method not in METHODS:
+        raise UserError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
+
+
+def _segments(raw: np.ndarray, n: int) -> np.ndarray:
+    """Superpixels of an image input (SLIC on its grey levels, rescaled to [0, 1]); one segment per feature for a vector."""
+    from dlroadmap.interpret.lime import superpixels
+
     if raw.ndim == 1:
         return np.arange(raw.size)
-    from skimage.segmentation import slic
-
     grey = raw if raw.ndim == 2 else raw.mean(0)
     span = float(grey.max() - grey.min()) or 1.0
-    return slic((grey - grey.min()) / span, n_segments=superpixels, compactness=0.1, channel_axis=None, start_label=0)
+    return superpixels((grey - grey.min()) / span, n)
 
 
 def explain_bundle(bundle, raw: np.ndarray, method: str, *, target: int | None = None, samples: int = 1000, steps: int = 50,
                    superpixels: int = 40, seed: int = 0) -> Explanation:
     from dlroadmap.interpret import gradients as g
-    from dlroadmap.interpret.lime import lime_image, spread, superpixel_images
-    from dlroadmap.interpret.shapley import kernel_shap
+    from dlroadmap.interpret.lime import lime_image, spread
+    from dlroadmap.interpret.shapley import superpixel_shap
 
-    if method not in METHODS:
-        raise UserError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
+    check_method(method)
     net = bundle.build().float()
     pre = bundle.config.get("preprocessing", {})
     mean = torch.as_tensor(pre.get("mean", 0.0), dtype=torch.float32)
@@ -91,7 +95,6 @@ def explain_bundle(bundle, raw: np.ndarray, method: str, *, target: int | None =
     tt = torch.tensor([t])
     if method in ("shap", "lime"):
         segments = _segments(raw, superpixels)
-        S = int(segments.max()) + 1
         fill_value = fill[0].numpy()
 
         def logit(batch: np.ndarray) -> np.ndarray:
@@ -102,8 +105,7 @@ def explain_bundle(bundle, raw: np.ndarray, method: str, *, target: int | None =
         if method == "lime":
             coef = lime_image(logit, image, segments, n_samples=samples, seed=seed, fill=fill_value).coef
         else:
-            f = lambda on: logit(superpixel_images(image, segments, on, fill_value))   # noqa: E731
-            coef = kernel_shap(f, np.ones(S), np.zeros((1, S)), n_samples=samples, rng=np.random.default_rng(seed))[0]
+            coef = superpixel_shap(logit, image, segments, fill_value, n_samples=samples, rng=np.random.default_rng(seed))
         attribution = spread(coef, segments)
     else:
         sigma = 0.15 * float(x.max() - x.min())

@@ -103,6 +103,3 @@ def gradient_shap(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor,
     grads = gradient(model, point, _targets(target, n).repeat_interleave(samples))
     return ((noisy - picked) * grads).reshape(n, samples, *x.shape[1:]).mean(1)
 
-
-METHODS: dict[str, Attribution] = {"saliency": saliency, "gradient_x_input": gradient_x_input,
-                                   "integrated_gradients": integrated_gradients}

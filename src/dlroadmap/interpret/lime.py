@@ -70,6 +70,13 @@ def lime_tabular(f: Predict, x: np.ndarray, mean: np.ndarray, std: np.ndarray, *
     return LimeExplanation(coef, intercept, r2, float(intercept + scaled[0] @ coef))
 
 
+def superpixels(grey: np.ndarray, n: int) -> np.ndarray:
+    """SLIC superpixels (skimage.segmentation) of a grey image in [0, 1], labels 0..S-1; compactness 0.1 suits that range."""
+    from skimage.segmentation import slic
+
+    return slic(grey, n_segments=n, compactness=0.1, channel_axis=None, start_label=0)
+
+
 def superpixel_images(image: np.ndarray, segments: np.ndarray, on: np.ndarray, fill: float | np.ndarray = 0.0) -> np.ndarray:
     """(N, *image.shape): image with the superpixels where on[n, s] = 0 painted with `fill`.
     segments: (H, W) ints 0..S-1; on: (N, S) 0/1."""

@@ -145,3 +145,15 @@ def kernel_shap(f: Predict, x: np.ndarray, background: np.ndarray, n_samples: in
     ends = coalition_values(f, x, background, np.array([[False] * M, [True] * M]))
     values = coalition_values(f, x, background, masks)
     return kernel_shap_from_values(masks, weights, values, ends[0], ends[1]), float(ends[0])
+
+
+def superpixel_shap(f: Predict, image: np.ndarray, segments: np.ndarray, fill: float | np.ndarray, n_samples: int = 1000,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """KernelSHAP over superpixels: (S,) shares of f(image) - f(image filled everywhere). A coalition keeps its
+    superpixels and paints the others with `fill`, so the features are the on/off switches (x = all on,
+    one background row = all off). f: a batch of images -> (N,) scores."""
+    from dlroadmap.interpret.lime import superpixel_images
+
+    S = int(segments.max()) + 1
+    return kernel_shap(lambda on: f(superpixel_images(image, segments, on, fill)), np.ones(S), np.zeros((1, S)), n_samples=n_samples,
+                       rng=rng)[0]

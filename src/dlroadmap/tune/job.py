@@ -48,6 +48,9 @@ class TuneJob:
     def folder(self) -> Path:
         return self.out / "tune" / (self.name or self.node.id)
 
+    def trial_dir(self, number: int) -> Path:
+        return self.folder / f"trial_{number:03d}"
+
     def better(self, a: float, b: float | None) -> bool:
         return b is None or (a > b if self.direction == "max" else a < b)
 
@@ -80,7 +83,7 @@ def metric_of(job: TuneJob, metrics: dict[str, float]) -> float:
 
 
 def run_config(job: TuneJob, params: dict[str, Any], run_dir: Path, *, parent: str | None = None, label: str = "",
-               callbacks: tuple = (), track: str | None = None):
+               callbacks: tuple = ()):
     """One real run of the node with `params` over the preset (+ --set), in `run_dir`."""
     from dlroadmap.runner import make_config, run_node
     from dlroadmap.train.callbacks import attached
@@ -89,7 +92,7 @@ def run_config(job: TuneJob, params: dict[str, Any], run_dir: Path, *, parent: s
     config = make_config(experiment.Config, quick=job.quick, sets=job.sets, **params)
     tags = {"tune_study": job.name or job.node.id, "tune_backend": job.backend, **({"mlflow.parentRunId": parent} if parent else {})}
     with attached(*callbacks):
-        return run_node(job.node, config, job.out, track=track if track is not None else job.track, quick=job.quick,
+        return run_node(job.node, config, job.out, track=job.track, quick=job.quick,
                         experiment=experiment, run_dir=run_dir, tags=tags, run_name=f"{job.node.id} {label}".strip())
 
 

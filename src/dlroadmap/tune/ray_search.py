@@ -58,45 +58,55 @@ def _trainable(params: dict[str, Any], *, spec: dict[str, Any]) -> None:
     tune.report({job.metric: metric_of(job, result.metrics), "final": 1.0})
 
 
-def search_ray(job: Any, parent: str | None, progress: Callable[[Any], None], *, concurrent: int = 2) -> list[Any]:
+def fit_ray(trainable: Callable[..., None], dims: list[Dimension], *, metric: str, direction: str, trials: int, seed: int,
+            storage: Path, tracking_uri: str | None = None, tags: dict[str, str] | None = None, max_t: int = 100,
+            concurrent: int = 2) -> list[Any]:
+    """Ray Tune as `dlr tune` and the optuna_ray node both run it: OptunaSearch proposes, ASHA (rungs from 2
+    reports, halving) stops, `concurrent` one-CPU trials at a time; with a `tracking_uri`, Ray's
+    MLflowLoggerCallback logs every trial there (with `tags`, e.g. the parent run). Returns the ResultGrid's
+    results (Ray's own record of each trial); Ray is started and stopped here unless one is already running."""
     import ray
     from ray import tune
     from ray.air.integrations.mlflow import MLflowLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from dlroadmap.tune.job import Trial
-
-    out = Path(job.out).resolve()
-    spec = {"node": job.node.id, "metric": job.metric, "direction": job.direction, "out": str(out), "quick": job.quick,
-            "sets": list(job.sets), "name": job.name or job.node.id, "prune_on": job.prune_on if job.pruner != "none" else None}
+    callbacks = [MLflowLoggerCallback(tracking_uri=tracking_uri, experiment_name="dlroadmap", tags=tags or {}, save_artifact=False)
+                 ] if tracking_uri else []
     started = start_ray(concurrent)
     try:
-        callbacks = []
-        if "mlflow" in job.track:
-            callbacks.append(MLflowLoggerCallback(tracking_uri=f"sqlite:///{out / 'mlflow.db'}", experiment_name="dlroadmap",
-                                                  tags={"node": job.node.id, "tune_backend": "ray",
-                                                        **({"mlflow.parentRunId": parent} if parent else {})}, save_artifact=False))
-        mode = "max" if job.direction == "max" else "min"
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(_trainable, spec=spec), {"cpu": 1}),
-            param_space=ray_space(job.dims),
-            tune_config=tune.TuneConfig(metric=job.metric, mode=mode, num_samples=job.trials, max_concurrent_trials=concurrent,
-                                        search_alg=OptunaSearch(seed=job.seed),
-                                        scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2)),
-            run_config=tune.RunConfig(name="ray", storage_path=str((job.folder / "ray_results").resolve()), callbacks=callbacks,
-                                      verbose=0),
+            tune.with_resources(trainable, {"cpu": 1}),
+            param_space=ray_space(dims),
+            tune_config=tune.TuneConfig(metric=metric, mode=direction, num_samples=trials, max_concurrent_trials=concurrent,
+                                        search_alg=OptunaSearch(seed=seed),
+                                        scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2, max_t=max_t)),
+            run_config=tune.RunConfig(name="ray", storage_path=str(Path(storage).resolve()), callbacks=callbacks, verbose=0),
         )
-        # Ray logs each failed trial's traceback; the summary below says what failed, in one line each.
+        # Ray logs each failed trial's traceback; the callers say what failed, in one line each.
         quiet = logging.getLogger("ray.tune")
         level, quiet.level = quiet.level, logging.CRITICAL
         try:
-            grid = tuner.fit()                                                   # a ResultGrid: Ray's record of every trial
+            return list(tuner.fit())
         finally:
             quiet.setLevel(level)
     finally:
         if started:
             ray.shutdown()
+
+
+def search_ray(job: Any, parent: str | None, progress: Callable[[Any], None], *, concurrent: int = 2) -> list[Any]:
+    from ray import tune
+
+    from dlroadmap.tune.job import Trial
+
+    out = Path(job.out).resolve()
+    spec = {"node": job.node.id, "metric": job.metric, "direction": job.direction, "out": str(out), "quick": job.quick,
+            "sets": list(job.sets), "name": job.name or job.node.id, "prune_on": job.prune_on if job.pruner != "none" else None}
+    grid = fit_ray(tune.with_parameters(_trainable, spec=spec), job.dims, metric=job.metric, direction=job.direction, trials=job.trials,
+                   seed=job.seed, storage=job.folder / "ray_results", concurrent=concurrent,
+                   tracking_uri=f"sqlite:///{out / 'mlflow.db'}" if "mlflow" in job.track else None,
+                   tags={"node": job.node.id, "tune_backend": "ray", **({"mlflow.parentRunId": parent} if parent else {})})
     trials = []
     for number, r in enumerate(grid):
         m = r.metrics or {}
@@ -112,7 +122,7 @@ def search_ray(job: Any, parent: str | None, progress: Callable[[Any], None], *,
         else:                                                                   # stopped by ASHA before it finished
             t = Trial(number, params, None, "pruned", float(m.get("time_total_s", 0.0)),
                       note=f"stopped by ASHA after {int(m.get('epoch', 0))} epochs")
-        t.run_dir = str(job.folder / f"trial_{r.metrics.get('trial_id', '') if r.metrics else ''}")
+        t.run_dir = str(job.folder / f"trial_{m.get('trial_id', '')}")
         trials.append(t)
         progress(t)
     if not trials:

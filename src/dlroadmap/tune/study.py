@@ -33,7 +33,7 @@ __all__ = ["Trial", "TuneJob", "check_job", "tune"]
 
 def _trial(job: TuneJob, number: int, params: dict[str, Any], parent: str | None, callbacks: tuple = ()) -> Trial:
     """Run one trial; a run that diverges is a failed trial (the study goes on), a pruned one is re-raised."""
-    run_dir = job.folder / f"trial_{number:03d}"
+    run_dir = job.trial_dir(number)
     t0 = time.perf_counter()
     trial = Trial(number, params, run_dir=str(run_dir))
     try:
@@ -80,16 +80,16 @@ def _decoded(d: Dimension, value: Any) -> Any:
     return json.loads(value) if d.kind == "choice" and isinstance(value, str) and value not in d.args else value
 
 
-def open_optuna_study(job: TuneJob, storage_path: Path, pruner: str | None = None):
-    """The study in a sqlite file: created on the first run, continued by the next (load_if_exists).
+def open_optuna_study(path: Path, *, name: str, direction: str, seed: int, pruner: str):
+    """A TPE study in a sqlite file: created on the first run, continued by the next (load_if_exists).
     A trial left RUNNING by a killed process can never finish: it is marked FAIL and tried again."""
     import optuna
 
-    storage_path.parent.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{storage_path.resolve()}")
-    study = optuna.create_study(study_name=job.name or job.node.id, storage=storage, load_if_exists=True,
-                                direction="maximize" if job.direction == "max" else "minimize",
-                                sampler=optuna.samplers.TPESampler(seed=job.seed), pruner=optuna_pruner(pruner or job.pruner))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path.resolve()}")
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True,
+                                direction="maximize" if direction == "max" else "minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna_pruner(pruner))
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
     return study
@@ -101,7 +101,8 @@ def _search_optuna(job: TuneJob, parent: str | None, progress: Callable[[Trial],
     from dlroadmap.tune.pruning import OptunaPruning
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_optuna_study(job, job.folder / "optuna.db")
+    study = open_optuna_study(job.folder / "optuna.db", name=job.name or job.node.id, direction=job.direction, seed=job.seed,
+                              pruner=job.pruner)
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
     def objective(ot: optuna.Trial) -> float:
@@ -112,7 +113,7 @@ def _search_optuna(job: TuneJob, parent: str | None, progress: Callable[[Trial],
             trial = _trial(job, ot.number, params, parent, callbacks)
         except optuna.TrialPruned as e:
             progress(Trial(ot.number, params, state="pruned", seconds=time.perf_counter() - t0,
-                           run_dir=str(job.folder / f"trial_{ot.number:03d}"), note=str(e)))
+                           run_dir=str(job.trial_dir(ot.number)), note=str(e)))
             raise
         progress(trial)
         if trial.value is None:                                                 # diverged: optuna records a failure
@@ -123,8 +124,9 @@ def _search_optuna(job: TuneJob, parent: str | None, progress: Callable[[Trial],
     if remaining > 0:
         study.optimize(objective, n_trials=remaining, catch=(RuntimeError,))
     state = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned"}
-    return [Trial(t.number, {d.name: _decoded(d, t.params[d.name]) for d in job.dims if d.name in t.params}, t.value if t.state == optuna.trial.TrialState.COMPLETE else None, state.get(t.state, "failed"),
-                  (t.duration.total_seconds() if t.duration else 0.0), str(job.folder / f"trial_{t.number:03d}"))
+    return [Trial(t.number, {d.name: _decoded(d, t.params[d.name]) for d in job.dims if d.name in t.params},
+                  t.value if t.state == optuna.trial.TrialState.COMPLETE else None, state.get(t.state, "failed"),
+                  t.duration.total_seconds() if t.duration else 0.0, str(job.trial_dir(t.number)))
             for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
 
 
@@ -152,15 +154,13 @@ def tune(job: TuneJob, progress: Callable[[Trial], None] = lambda t: None) -> di
         complete = [t for t in trials if t.state == "complete" and t.value is not None]
         if not complete:
             raise UserError(f"no trial of {job.node.id} completed ({len(trials)} pruned or failed); widen the space or add --trials")
-        best = complete[0]
-        for t in complete[1:]:
-            if job.better(t.value, best.value):
-                best = t
+        best = (max if job.direction == "max" else min)(complete, key=lambda t: t.value)     # the first, among equals
+        so_far = None
         for i, t in enumerate(trials):                                       # the study's curve, live in MLflow
-            so_far = [u.value for u in trials[: i + 1] if u.value is not None]
-            if so_far:
-                parent.log_metrics({"trial_value": t.value if t.value is not None else float("nan"),
-                                    "best_so_far": (max if job.direction == "max" else min)(so_far)}, step=i)
+            if t.value is not None and job.better(t.value, so_far):
+                so_far = t.value
+            if so_far is not None:
+                parent.log_metrics({"trial_value": t.value if t.value is not None else float("nan"), "best_so_far": so_far}, step=i)
         write_json(job.folder / "best_config.json", {"node": job.node.id, "metric": job.metric, "direction": job.direction,
                                                      "value": best.value, "trial": best.number, "params": best.params,
                                                      "quick": job.quick, "sets": job.sets})

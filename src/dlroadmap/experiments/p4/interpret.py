@@ -39,8 +39,8 @@ from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt
 from dlroadmap.interpret.faithfulness import auc, deletion_insertion, pixel_order, randomisation_test
 from dlroadmap.interpret.gradients import completeness_gap, gradient_shap, gradient_x_input, integrated_gradients, saliency, smoothgrad
 from dlroadmap.interpret.importance import drop_column_importance, impurity_importance, permutation_importance
-from dlroadmap.interpret.lime import lime_image, lime_tabular, spread, superpixel_images
-from dlroadmap.interpret.shapley import exact_shapley, kernel_shap
+from dlroadmap.interpret.lime import lime_image, lime_tabular, spread, superpixels
+from dlroadmap.interpret.shapley import exact_shapley, kernel_shap, superpixel_shap
 from dlroadmap.io import atomic_path
 from dlroadmap.models.families import small_cnn
 from dlroadmap.models.mlp import MLP
@@ -200,6 +200,14 @@ class ShapLimeConfig(ExperimentConfig):
                              "cnn_epochs": 4, "images": 12, "noise_samples": 20, "image_samples": 400, "random_orders": 3}
 
 
+def _lime_weights(explanation, label: int, n: int) -> np.ndarray:
+    """The lime package's answer, (feature, weight) pairs sorted by |weight|, as an array in feature order."""
+    coef = np.zeros(n)
+    for i, c in explanation.local_exp[label]:
+        coef[i] = c
+    return coef
+
+
 def _tabular(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
     """Wine (13 features, so all 8192 coalitions can be enumerated) and an MLP trained on its standardised
     features; explained: the probability of each row's predicted class, as a function of the raw features."""
@@ -214,6 +222,7 @@ def _tabular(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
     mean, std = np.asarray(data.mean), np.asarray(data.std)
     raw = lambda t: t.numpy().astype(float) * std + mean                          # noqa: E731  back to the dataset's units
     X_train, X_test = raw(data.X_train), raw(data.X_test)
+    mu, sd = X_train.mean(0), X_train.std(0)                                      # LIME's sampling statistics
     net = net.cpu().double().eval()
 
     def proba(Z: np.ndarray) -> np.ndarray:
@@ -242,17 +251,14 @@ def _tabular(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
                 np.random.seed(1000 * r + b)                                       # shap samples from numpy's global generator
                 out["shap_err"][b].append(np.abs(explainer.shap_values(x[None], nsamples=b, l1_reg=False, silent=True)[0] - phi).max())
         # LIME with the lime package's own sampler and kernel, same seed: the same numbers.
-        ours = lime_tabular(f, x, X_train.mean(0), X_train.std(0), n_samples=config.lime_samples[-1], seed=config.seed)
+        ours = lime_tabular(f, x, mu, sd, n_samples=config.lime_samples[-1], seed=config.seed)
         ref = LimeTabularExplainer(X_train, discretize_continuous=False, random_state=config.seed, feature_selection="none")
         e = ref.explain_instance(x, proba, labels=(label,), num_features=13, num_samples=config.lime_samples[-1])
-        coef = np.zeros(13)
-        for i, c in e.local_exp[label]:
-            coef[i] = c
-        lime_diff.append(max(np.abs(coef - ours.coef).max(), abs(e.intercept[label] - ours.intercept)))
-        out["lime"].append(ours.coef * (x - X_train.mean(0)) / X_train.std(0))     # weight x the row's standardised value: a contribution
+        lime_diff.append(max(np.abs(_lime_weights(e, label, 13) - ours.coef).max(), abs(e.intercept[label] - ours.intercept)))
+        out["lime"].append(ours.coef * (x - mu) / sd)                             # weight x the row's standardised value: a contribution
         # Instability: the same explanation at different seeds, few and many perturbations.
         for n in config.lime_samples:
-            coefs = [lime_tabular(f, x, X_train.mean(0), X_train.std(0), n_samples=n, seed=s).coef for s in range(config.lime_seeds)]
+            coefs = [lime_tabular(f, x, mu, sd, n_samples=n, seed=s).coef for s in range(config.lime_seeds)]
             rho[n].append(np.mean([spearmanr(coefs[i], coefs[j])[0] for i in range(len(coefs)) for j in range(i)]))
     exact = np.array(out["exact"])
     m["wine_mlp_test_accuracy"] = float((proba(X_test).argmax(1) == data.y_test.numpy()).mean())
@@ -274,19 +280,12 @@ def _tabular(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
     return out
 
 
-def _superpixels(image: np.ndarray, n: int) -> np.ndarray:
-    """SLIC superpixels of a grey image in [0, 1] (compactness suited to that range), labels 0..S-1."""
-    from skimage.segmentation import slic
-
-    return slic(image, n_segments=n, compactness=0.1, channel_axis=None, start_label=0)
-
-
 def _image_methods(config: ShapLimeConfig, data, pixels: np.ndarray, fill: float) -> dict:
     """Every attribution method as (model, x (N, 28, 28), target (N,)) -> (N, 28, 28), all on the logit."""
     sigma = config.noise_level * float(data.X_train.max() - data.X_train.min())
     rng = np.random.default_rng(config.seed)
     baselines = data.X_train[torch.as_tensor(rng.choice(len(data.X_train), 50, replace=False))]
-    segments = [_superpixels(p, config.superpixels) for p in pixels]
+    segments = [superpixels(p, config.superpixels) for p in pixels]
 
     def per_image(explain):
         return lambda model, x, t: torch.stack([torch.as_tensor(explain(model, x[i], int(t[i]), segments[i]), dtype=x.dtype) for i in range(len(x))])
@@ -302,9 +301,7 @@ def _image_methods(config: ShapLimeConfig, data, pixels: np.ndarray, fill: float
         return spread(e.coef, seg)
 
     def shap_pixels(model, x, c, seg):
-        S = int(seg.max()) + 1
-        f = lambda on: logit(model, c)(superpixel_images(x.numpy(), seg, on, fill))      # noqa: E731  coalition -> logit
-        phi, _ = kernel_shap(f, np.ones(S), np.zeros((1, S)), n_samples=config.image_samples, rng=np.random.default_rng(config.seed))
+        phi = superpixel_shap(logit(model, c), x.numpy(), seg, fill, n_samples=config.image_samples, rng=np.random.default_rng(config.seed))
         return spread(phi, seg)
 
     return {
@@ -382,10 +379,7 @@ def _images(config: ShapLimeConfig, m: dict, tracker: Tracker) -> dict:
             x[0].double().numpy(), lambda ims: net(torch.as_tensor(ims[..., 0], dtype=torch.float32)).detach().double().numpy(),
             labels=(int(t[0]),), top_labels=None, hide_color=fill, num_features=int(seg.max()) + 1, num_samples=config.image_samples,
             segmentation_fn=lambda _: seg, random_seed=config.seed, batch_size=config.image_samples)
-    coef = np.zeros(int(seg.max()) + 1)
-    for i, c in ref.local_exp[int(t[0])]:
-        coef[i] = c
-    m["lime_image_max_abs_diff_lime_package"] = float(np.abs(coef - ours.coef).max())
+    m["lime_image_max_abs_diff_lime_package"] = float(np.abs(_lime_weights(ref, int(t[0]), int(seg.max()) + 1) - ours.coef).max())
 
     # Faithfulness: deletion / insertion against random pixel orders.
     rng = np.random.default_rng(config.seed)

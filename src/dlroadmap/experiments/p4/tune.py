@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import matplotlib.pyplot as plt
@@ -164,13 +165,13 @@ def _node_studies(config: OptunaRayConfig, tracker: Tracker, m: dict) -> None:
         m[f"{key}_tuned_minus_default_test"] = s["tuned"]["test"] - s["default"]["test"]
 
 
-def _optuna_study(config: OptunaRayConfig, data, storage: str, pruner: str):
+def _optuna_study(config: OptunaRayConfig, data, path: Path, pruner: str):
     """A TPE study of the digits MLP in the sqlite file, pruning through the Trainer. The first half of the
     trials runs on one study object; the rest on the study loaded afresh from the file (what a restart does)."""
     import optuna
 
     from dlroadmap.tune.pruning import OptunaPruning
-    from dlroadmap.tune.study import optuna_pruner, suggest
+    from dlroadmap.tune.study import open_optuna_study, suggest
 
     dims = parse_space(SPACE)
 
@@ -180,8 +181,7 @@ def _optuna_study(config: OptunaRayConfig, data, storage: str, pruner: str):
         trial.set_user_attr("test_accuracy", outcome.test_accuracy)
         return outcome.value
 
-    make = lambda: optuna.create_study(study_name=pruner, storage=storage, load_if_exists=True, direction="maximize",    # noqa: E731
-                                       sampler=optuna.samplers.TPESampler(seed=config.seed), pruner=optuna_pruner(pruner))
+    make = lambda: open_optuna_study(path, name=pruner, direction="max", seed=config.seed, pruner=pruner)     # noqa: E731
     t0 = time.perf_counter()
     make().optimize(objective, n_trials=config.trials // 2)
     study = make()                                                               # reopened from sqlite
@@ -189,38 +189,16 @@ def _optuna_study(config: OptunaRayConfig, data, storage: str, pruner: str):
     return study, time.perf_counter() - t0
 
 
-def _ray_study(config: OptunaRayConfig, data, tracking_uri: str, parent: str) -> tuple[list, float]:
-    import logging
-
-    import ray
+def _ray_study(config: OptunaRayConfig, data, storage: Path, tracking_uri: str, parent: str) -> tuple[list, float]:
     from ray import tune
-    from ray.air.integrations.mlflow import MLflowLoggerCallback
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from dlroadmap.tune.objective import ray_trial
-    from dlroadmap.tune.ray_search import ray_space, start_ray
+    from dlroadmap.tune.ray_search import fit_ray
 
     t0 = time.perf_counter()
-    started = start_ray(2)
-    logging.getLogger("ray.tune").setLevel(logging.ERROR)
-    try:
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(ray_trial, epochs=config.epochs, seed=config.seed, data=data), {"cpu": 1}),
-            param_space=ray_space(parse_space(SPACE)),
-            tune_config=tune.TuneConfig(metric="best_val_accuracy", mode="max", num_samples=config.ray_trials, max_concurrent_trials=2,
-                                        search_alg=OptunaSearch(seed=config.seed),
-                                        scheduler=ASHAScheduler(time_attr="training_iteration", grace_period=2, reduction_factor=2,
-                                                                max_t=config.epochs + 1)),
-            run_config=tune.RunConfig(name="ray", storage_path=None, verbose=0,
-                                      callbacks=[MLflowLoggerCallback(tracking_uri=tracking_uri, experiment_name="dlroadmap",
-                                                                      tags={"mlflow.parentRunId": parent, "node": "p4.tune.optuna_ray"},
-                                                                      save_artifact=False)]),
-        )
-        results = list(tuner.fit())                                              # Ray's ResultGrid, one Result per trial
-    finally:
-        if started:
-            ray.shutdown()
+    results = fit_ray(tune.with_parameters(ray_trial, epochs=config.epochs, seed=config.seed, data=data), parse_space(SPACE),
+                      metric="best_val_accuracy", direction="max", trials=config.ray_trials, seed=config.seed, storage=storage,
+                      tracking_uri=tracking_uri, tags={"mlflow.parentRunId": parent, "node": "p4.tune.optuna_ray"}, max_t=config.epochs + 1)
     return results, time.perf_counter() - t0
 
 
@@ -232,8 +210,8 @@ def run_optuna_ray(config: OptunaRayConfig, tracker: Tracker) -> Result:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     data = classification_tensors("digits", seed=0)
-    storage = f"sqlite:///{(tracker.run_dir / 'optuna.db').resolve()}"
-    (tracker.run_dir / "optuna.db").unlink(missing_ok=True)                     # a fresh study for every run of the node
+    storage = tracker.run_dir / "optuna.db"
+    storage.unlink(missing_ok=True)                                              # a fresh study for every run of the node
     m: dict[str, float] = {}
     studies = {}
     full = config.trials * config.epochs
@@ -266,7 +244,7 @@ def run_optuna_ray(config: OptunaRayConfig, tracker: Tracker) -> Result:
         client = MlflowClient(uri)
         exp = client.get_experiment_by_name("dlroadmap") or client.get_experiment(client.create_experiment("dlroadmap"))
         parent = client.create_run(exp.experiment_id, run_name="p4.tune.optuna_ray (local)").info.run_id
-    results, seconds = _ray_study(config, data, uri, parent)
+    results, seconds = _ray_study(config, data, tracker.run_dir / "ray_results", uri, parent)
     finished = [r for r in results if r.error is None and (r.metrics or {}).get("final")]
     stopped = [r for r in results if r.error is None and not (r.metrics or {}).get("final")]
     best = max(finished, key=lambda r: r.metrics["best_val_accuracy"])
