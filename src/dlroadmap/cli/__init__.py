@@ -5,7 +5,7 @@
     dlr run ID [--quick]        run a node's experiment (tracked), check its expectations
     dlr tour [--quick]          run every implemented node, write summary.json and report.html
     dlr report                  rebuild report.html from the results already in --out
-    dlr data                    the datasets: embedded and downloadable
+    dlr data [prepare NAME]     the datasets: embedded and downloadable; shards to stream them
     dlr export RUN --format F   a trained model to ONNX / TorchScript / TFLite, parity-checked, with a model card
     dlr serve MODEL_DIR         a model server: TF Serving REST + KServe v2 + Prometheus metrics (FastAPI or Flask)
     dlr explain RUN --input F   which parts of one input a trained model's prediction rests on (IG, SHAP, LIME, ...)
@@ -22,7 +22,7 @@ import sys
 import typer
 
 from dlroadmap import __version__
-from dlroadmap.cli import deploy, explain, nodes, runs, tune  # noqa: F401  (each module registers its commands on `app`)
+from dlroadmap.cli import data, deploy, explain, nodes, runs, tune  # noqa: F401  (each module registers its commands on `app`)
 from dlroadmap.cli.common import app, default_out
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.ui import console

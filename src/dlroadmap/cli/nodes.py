@@ -1,4 +1,4 @@
-"""`dlr list`, `dlr show`, `dlr report`, `dlr data`: what the roadmap holds and what its runs showed."""
+"""`dlr list`, `dlr show`, `dlr report`: what the roadmap holds and what its runs showed."""
 
 from __future__ import annotations
 
@@ -140,19 +140,3 @@ def report(out: Optional[Path] = OutOpt) -> None:
 
     path = write_report(out or default_out())
     console.print(f"report: {path}")
-
-
-@app.command()
-def data() -> None:
-    """List datasets: embedded ones (always available) and downloadable ones (cache or DLR_DATA_DIR)."""
-    from rich.console import Console
-
-    from dlroadmap.data import DOWNLOADABLE, EMBEDDED, cache_dir
-
-    t = Table("dataset", "kind", "where / what")
-    for name in EMBEDDED:
-        t.add_row(name, "embedded", "ships with the install")
-    for name, r in DOWNLOADABLE.items():
-        have = all((cache_dir() / name / f.name).is_file() for f in r.files)
-        t.add_row(name, "downloadable", f"{r.about}; {'present' if have else 'not present'} in {cache_dir() / name}")
-    Console().print(t)

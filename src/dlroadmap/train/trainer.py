@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -172,6 +173,9 @@ class Trainer:
         self._sums: dict[str, float] = {}  # running sums of the step's logged values over this epoch
         self._seen = 0
         self.last_checkpoint: Path | None = None
+        # Where the time of training steps went: waiting for the next batch vs the step itself. When
+        # data_s is a large share, the input pipeline is the bottleneck (more workers, prefetch, shards).
+        self.timing = {"data_s": 0.0, "compute_s": 0.0, "steps": 0}
 
     # --- precision ---------------------------------------------------------------------------
     def autocast(self):
@@ -269,8 +273,17 @@ class Trainer:
         loader.set_epoch(self.epoch)
         self.model.train()
         update_every = 10
-        for batch in loader.iter_from(self.batch_in_epoch):
+        batches = iter(loader.iter_from(self.batch_in_epoch))
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            t1 = time.perf_counter()
+            if batch is None:
+                break
             logs = self.training_step(batch)
+            self.timing["data_s"] += t1 - t0
+            self.timing["compute_s"] += time.perf_counter() - t1
+            self.timing["steps"] += 1
             n = len(batch[0]) if len(batch) else 1
             for k, v in logs.items():
                 self._sums[k] = self._sums.get(k, 0.0) + v * n
@@ -284,6 +297,9 @@ class Trainer:
                 bar.update(task, completed=self.global_step, info=f"epoch {self.epoch + 1} {shown}")
             if self.should_stop or self.budget_spent:
                 break
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # a stopped epoch releases its loader now (DataLoader workers shut down)
         if bar is not None:
             bar.update(task, completed=self.global_step)
         return not self.should_stop
