@@ -26,6 +26,7 @@ from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.io import check_writable_dir, write_json
 from dlroadmap.registry import Node
+from dlroadmap.train import distributed
 from dlroadmap.train.tracking import Tracker
 
 # Config keys that do not change what a run shows: a run that differs from its preset only in these
@@ -114,7 +115,10 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
     experiment = experiment or node.load_experiment()
     out = check_writable_dir(out)
     run_dir = run_dir or out / node.id
-    if not config.resume:
+    # Under data-parallel training (torchrun) every rank runs the node; rank 0 alone tracks and writes results.
+    main = distributed.is_main()
+    track = track if main else "none"
+    if not config.resume and main:
         # A fresh run starts from a clean folder: stale checkpoints must never be resumed by accident.
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -138,9 +142,12 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
             result.passed = all(ok is True for _, ok in checks)
             result.artifacts = {k: str(v) for k, v in result.artifacts.items()}
             tracker.log_metrics({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}, step=len(result.history) + 1)
-            write_json(run_dir / "result.json", result.to_json())
-            tracker.log_artifact(run_dir / "result.json")
+            if main:
+                write_json(run_dir / "result.json", result.to_json())
+                tracker.log_artifact(run_dir / "result.json")
     except BaseException as e:  # a crash, a divergence or Ctrl-C: the latest run of this node failed, say so
+        if not main:
+            raise
         write_json(run_dir / "result.json", {**base, "passed": False, "error": error_line(e), "expectations": [], "metrics": {},
                                              "seconds": time.perf_counter() - t0,
                                              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})

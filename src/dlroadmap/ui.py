@@ -20,6 +20,8 @@ _active: Progress | None = None
 
 def progress_enabled() -> bool:
     """Live bars only on an interactive terminal; DLR_PROGRESS=0/1 forces it off/on."""
+    if os.environ.get("RANK", "0") != "0":
+        return False  # in data-parallel training only rank 0 shows progress
     env = os.environ.get("DLR_PROGRESS")
     if env is not None:
         return env not in ("0", "false", "no")

@@ -44,6 +44,16 @@ def main_options(version: bool = typer.Option(False, "--version", callback=versi
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:
+        _main()
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun worker leaves its process group cleanly
+            from dlroadmap.train.distributed import cleanup
+
+            cleanup()
+
+
+def _main() -> None:
+    try:
         rc = app(standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)

@@ -28,15 +28,19 @@ def run(
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="run at several seeds, e.g. 0,1,2: each metric's mean, min and max; passes only if every seed does"),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="data-parallel on N processes (torchrun + DDP; gloo on CPU, nccl on GPUs): each process takes its own batch, so a step sees N x batch_size samples"),
 ) -> None:
     """Run one node's experiment, track it, check its expectations, and write <out>/<id>/result.json.
 
     Examples: `dlr run p2.cnn.filters --quick`, `dlr run p2.cnn.filters --quick --seeds 0,1,2`,
-    `dlr run p2.fnn.backprop --set lr=0.003 --precision bf16`.
+    `dlr run p2.fnn.backprop --set lr=0.003 --precision bf16`, `dlr run p2.fnn.backprop --quick --nproc 2`.
+    Several machines: `torchrun --nnodes 2 --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:29400 -m dlroadmap.cli run ID` on each.
     """
     from dlroadmap.report import write_report
     from dlroadmap.runner import run_id, run_seeds
     from dlroadmap.train.tracking import parse_backends
+
+    from dlroadmap.train import distributed
 
     out = out or default_out()
     parse_backends(track)
@@ -44,6 +48,26 @@ def run(
     seed_list = parse_seeds(seeds)
     if seed_list is not None and seed is not None:
         raise UserError("give either --seed or --seeds, not both")
+    if nproc is not None and not distributed.launched():
+        if seed_list is not None:
+            raise UserError("--nproc runs one seed: give --seed, not --seeds")
+        args = ["run", node.id, "--track", track, "--out", str(out)] + (["--quick"] if quick else []) + (["--resume"] if resume else [])
+        args += [a for item in set_ or [] for a in ("--set", item)]
+        for flag, value in (("--precision", precision), ("--device", device), ("--seed", seed)):
+            if value is not None:
+                args += [flag, str(value)]
+        import subprocess
+
+        cmd = distributed.torchrun_command(args, nproc)
+        console.print(f"[dim]{' '.join(cmd[1:4])} ... {' '.join(args)}[/]", highlight=False)
+        rc = subprocess.run(cmd, env=distributed.worker_env(nproc)).returncode
+        if rc != 0:
+            console.print(f"[red]{node.id}: the data-parallel run stopped (torchrun exit {rc}; above: which rank failed and why). "
+                          f"Add --resume to continue from its last checkpoint[/]")
+        raise typer.Exit(rc)
+    if not distributed.is_main():  # a torchrun worker other than rank 0: train, write nothing, print nothing
+        run_id(node, out, quick=quick, sets=set_ or [], track="none", resume=resume or None, precision=precision, device=device, seed=seed)
+        return
     if seed_list is not None:
         summary = run_seeds(node, out, seed_list, quick=quick, sets=set_ or [], track=track, resume=resume or None, precision=precision, device=device)
         write_report(out)

@@ -70,38 +70,57 @@ def resumable(loader: Iterable) -> ResumableLoader:
 
 
 class TensorLoader:
-    def __init__(self, *tensors: torch.Tensor, batch_size: int = 64, shuffle: bool = False, seed: int = 0, drop_last: bool = False):
+    """Batches of in-memory tensors; the order of epoch e depends only on (seed, e).
+
+    Sharded for data-parallel training (`shard(rank, world)`, which the Trainer calls under DDP): each
+    step's global batch is the next `batch_size * world` indices of the epoch's permutation, and rank r
+    takes every world-th of them starting at r, the same assignment as torch's DistributedSampler. So
+    the union of the ranks' batches at each step is exactly one process's batch of `batch_size * world`.
+    """
+
+    def __init__(self, *tensors: torch.Tensor, batch_size: int = 64, shuffle: bool = False, seed: int = 0, drop_last: bool = False,
+                 rank: int = 0, world: int = 1):
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("TensorLoader needs one or more tensors of the same length")
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside world size {world}")
         self.tensors = tensors
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        self.rank, self.world = rank, world
         self.epoch = 0
+
+    def shard(self, rank: int, world: int) -> "TensorLoader":
+        return TensorLoader(*self.tensors, batch_size=self.batch_size, shuffle=self.shuffle, seed=self.seed,
+                            drop_last=self.drop_last, rank=rank, world=world)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.tensors[0])
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        n, step = len(self.tensors[0]), self.batch_size * self.world
+        if self.drop_last:
+            return n // step
+        # A last global batch smaller than the world would leave some rank an empty batch: it is dropped.
+        return n // step + (1 if n % step >= self.world else 0)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         return self.iter_from(0)
 
     def iter_from(self, start_batch: int) -> Iterator[tuple[torch.Tensor, ...]]:
         """Batches of the current epoch, beginning at batch `start_batch` (used when resuming)."""
-        n = len(self.tensors[0])
+        n, step = len(self.tensors[0]), self.batch_size * self.world
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = torch.randperm(n, generator=g)
         else:
             order = None
         for b in range(start_batch, len(self)):
-            lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, n)
-            if order is None:
+            lo, hi = b * step, min((b + 1) * step, n)
+            if order is None and self.world == 1:
                 yield tuple(t[lo:hi] for t in self.tensors)
-            else:
-                idx = order[lo:hi]
-                yield tuple(t[idx] for t in self.tensors)
+                continue
+            idx = (order[lo:hi] if order is not None else torch.arange(lo, hi))[self.rank::self.world]
+            yield tuple(t[idx] for t in self.tensors)

@@ -100,11 +100,13 @@ class ModelCheckpoint(Callback):
     def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
         if self.monitor and self.monitor in metrics and _better(self.mode, metrics[self.monitor], self.best, 0.0):
             from dlroadmap.io import atomic_path
+            from dlroadmap.train import distributed
             from dlroadmap.train.checkpoint import save_weights
 
             self.best = metrics[self.monitor]
-            with atomic_path(self.best_path, suffix=".safetensors") as tmp:
-                save_weights(trainer.model.state_dict(), tmp, metadata={"epoch": str(trainer.epoch), self.monitor: repr(self.best)})
+            if distributed.is_main():  # under DDP every rank holds the same weights: rank 0 writes them
+                with atomic_path(self.best_path, suffix=".safetensors") as tmp:
+                    save_weights(trainer.model.state_dict(), tmp, metadata={"epoch": str(trainer.epoch), self.monitor: repr(self.best)})
         # Saved after the best weights so that a resume from here also knows the best so far.
         trainer.save_checkpoint(self.dirpath, keep=self.keep)
 

@@ -31,9 +31,11 @@ from torch import nn
 from dlroadmap.data.loader import NoData, ResumableLoader, resumable
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.train import checkpoint as ckpt
+from dlroadmap.train import distributed
 from dlroadmap.train.callbacks import Callback, ModelCheckpoint, attached_callbacks
 
 PRECISIONS = ("fp32", "bf16")
+STRATEGIES = ("auto", "single", "ddp")
 StepFn = Callable[[nn.Module, Sequence[torch.Tensor]], "tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]"]
 MetricFn = Callable[[torch.Tensor, torch.Tensor], float]
 ManualStepFn = Callable[["Trainer", Sequence[torch.Tensor]], "dict[str, float | torch.Tensor]"]
@@ -122,7 +124,10 @@ class Trainer:
         log_prefix: str = "",
         description: str = "train",
         deterministic: bool = True,
+        strategy: str = "auto",
     ):
+        if strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
         if precision not in PRECISIONS:
             raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         if scheduler_interval not in ("epoch", "step"):
@@ -132,7 +137,15 @@ class Trainer:
         if max_steps is not None and max_steps < 1:
             raise ValueError("max_steps must be >= 1")
         self.device = device if isinstance(device, torch.device) else pick_device(device)
+        # "auto": data-parallel when started with peers (torchrun, Ray Train), else one process.
+        self.strategy = ("ddp" if distributed.launched() else "single") if strategy == "auto" else strategy
+        if self.strategy == "ddp":
+            if not distributed.launched():
+                raise UserError("strategy 'ddp' needs processes started together: `dlr run ID --nproc N` or `torchrun --nproc-per-node N ...`")
+            self.device = distributed.setup(self.device)
         self.model = model.to(self.device)
+        self._train_model: nn.Module = self.model  # the DDP wrapper while training sharded data
+        self.sharded = False
         # Optimisers (and their schedulers) by name; a single one is called "main".
         self.optimizers: dict[str, torch.optim.Optimizer] = dict(optimizer) if isinstance(optimizer, dict) else {"main": optimizer}
         self.optimizer = next(iter(self.optimizers.values()))
@@ -197,7 +210,7 @@ class Trainer:
             logs = self.manual_step(self, batch)
             return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
         with self.autocast():
-            loss, _, _ = self.step_fn(self.model, batch)
+            loss, _, _ = self.step_fn(self._train_model, batch)
         return {"loss": self.optimize("main", loss)}
 
     def optimize(self, name: str, loss: torch.Tensor, parameters: Iterable[torch.Tensor] | None = None) -> float:
@@ -241,8 +254,9 @@ class Trainer:
             if self.max_steps is None:
                 raise ValueError("fit(None) trains by step budget: give the Trainer max_steps")
             train_loader = NoData(self.eval_every or self.max_steps)
-        loader = resumable(train_loader)
-        seed_everything(self.seed, self.deterministic)
+        loader = self._distribute(train_loader) if self.strategy == "ddp" else resumable(train_loader)
+        # Under DDP each rank draws its own dropout masks and augmentations, as different samples would on one process.
+        seed_everything(self.seed + (distributed.rank() if self.sharded else 0), self.deterministic)
         if resume:
             path = self._resume_path(resume)
             if path is not None:
@@ -263,6 +277,22 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return self.history
+
+    def _distribute(self, train_loader: Iterable) -> ResumableLoader:
+        """Under DDP: this rank's shard of the data and the model wrapped to average gradients; or, when the
+        data cannot be sharded or the step is manual, the same training on every rank (correct, no faster)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        if self.manual_step is None and hasattr(train_loader, "shard"):
+            self.sharded = True
+            self._train_model = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            return resumable(train_loader.shard(distributed.rank(), distributed.world_size()))
+        if distributed.is_main():
+            from dlroadmap.ui import console
+
+            why = "a manual step" if self.manual_step is not None else f"a loader without shard() ({type(train_loader).__name__})"
+            console.print(f"[yellow]{self.description}: {why} runs the same training on each of the {distributed.world_size()} ranks (no data parallelism)[/]")
+        return resumable(train_loader)
 
     @property
     def budget_spent(self) -> bool:
@@ -305,7 +335,12 @@ class Trainer:
         return not self.should_stop
 
     def _end_epoch(self, val_loader: Iterable | None, bar, task) -> None:
-        metrics: dict[str, float] = {f"train_{k}": v / max(self._seen, 1) for k, v in self._sums.items()}
+        sums, seen = self._sums, self._seen
+        if self.sharded:  # the epoch's training loss over all ranks' samples
+            keys = sorted(sums)
+            *vals, seen = distributed.all_reduce_sum([sums[k] for k in keys] + [seen], self.device)
+            sums = dict(zip(keys, vals))
+        metrics: dict[str, float] = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
         if val_loader is not None:
             metrics.update(self.evaluate(val_loader, prefix="val_"))
         if self.scheduler_interval == "epoch":
@@ -320,7 +355,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_metrics(self, metrics)
         self.history.append({"epoch": float(self.epoch), **({"step": float(self.global_step)} if self.max_steps else {}), **metrics})
-        if self.tracker is not None:
+        if self.tracker is not None and distributed.is_main():
             shown = {f"{self.log_prefix}/{k}": v for k, v in metrics.items()} if self.log_prefix else metrics
             self.tracker.log_metrics(shown, step=self.global_step if self.max_steps else self.epoch)
         if bar is not None:
@@ -381,7 +416,16 @@ class Trainer:
         # Never persist a diverged model: the last good checkpoint must stay the newest one.
         if not all(torch.isfinite(p).all() for p in self.model.parameters()):
             self._diverged("weights became non-finite")
-        self.last_checkpoint = ckpt.save_checkpoint(dirpath, self.model.state_dict(), self.state_dict(), step=self.global_step, keep=keep)
+        state = self.state_dict()
+        if self.strategy == "ddp":
+            # Every rank reaches this at the same step: rank 0 writes (with each rank's RNG state), the others wait.
+            state["rng_ranks"] = distributed.gather_to_all(state["rng"])
+            if distributed.is_main():
+                ckpt.save_checkpoint(dirpath, self.model.state_dict(), state, step=self.global_step, keep=keep)
+            distributed.barrier()
+            self.last_checkpoint = Path(dirpath) / f"step-{self.global_step:08d}"
+            return self.last_checkpoint
+        self.last_checkpoint = ckpt.save_checkpoint(dirpath, self.model.state_dict(), state, step=self.global_step, keep=keep)
         return self.last_checkpoint
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -407,7 +451,8 @@ class Trainer:
         self._sums, self._seen = dict(state["sums"]), state["seen"]
         self.should_stop = state["should_stop"]
         self.history = list(state["history"])
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")
+        set_rng_state(ranks[distributed.rank()] if ranks and len(ranks) == distributed.world_size() else state["rng"])
         self.last_checkpoint = Path(path)
 
     def _callback_keys(self) -> list[tuple[str, Callback]]:

@@ -1,0 +1,155 @@
+"""Data-parallel training for real: torchrun processes on 127.0.0.1 (gloo), with bounded timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dlroadmap.data.loader import TensorLoader
+from dlroadmap.train import distributed
+from dlroadmap.train.parallel_check import global_batches
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "DLR_PROGRESS": "0"}
+
+
+def torchrun(args: list[str], nproc: int = 2, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", *args]
+    return subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+def test_sharded_loader_matches_distributed_sampler():
+    """Our rank assignment is torch's DistributedSampler's: each step's global batch split by rank."""
+    from torch.utils.data import DistributedSampler
+
+    n, B, world, seed = 40, 4, 2, 3
+    data = torch.arange(n)
+    for rank in range(world):
+        ours = TensorLoader(data, batch_size=B, shuffle=True, seed=seed, drop_last=True).shard(rank, world)
+        ours.set_epoch(1)
+        sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed * 100_003, drop_last=True)
+        sampler.set_epoch(1)
+        ref = list(sampler)
+        got = [int(i) for b in ours for i in b[0]]
+        assert got == ref
+    # the union of the ranks' batches at step k is one process's batch of B * world
+    single = [b[0].tolist() for b in TensorLoader(data, batch_size=B * world, shuffle=True, seed=seed, drop_last=True)]
+    parts = [[b[0].tolist() for b in TensorLoader(data, batch_size=B, shuffle=True, seed=seed, drop_last=True).shard(r, world)] for r in range(world)]
+    assert [sorted(a + b) for a, b in zip(*parts)] == [sorted(s) for s in single]
+
+
+def test_two_processes_equal_one_process_at_twice_the_batch(tmp_path):
+    """PyTorch's DDP contract: with a mean loss, 2 processes x batch B end with the weights of 1 process x batch 2B.
+    fp32 rounding differs (the all-reduce sums two half-batch means), so the tolerance is 1e-5 on weights of size ~0.4;
+    a rank on the wrong slice, summed instead of averaged gradients, or a skipped step moves them by > 1e-2."""
+    out = tmp_path / "pc"
+    subprocess.run([sys.executable, "-m", "dlroadmap.train.parallel_check", "--out", str(out), "--steps", "32"], env=ENV, check=True, timeout=120)
+    r = torchrun(["-m", "dlroadmap.train.parallel_check", "--out", str(out), "--steps", "32", "--fsdp"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    one, two, fsdp = (load_file(out / f) for f in ("weights-ddp-1.safetensors", "weights-ddp-2.safetensors", "weights-fsdp-2.safetensors"))
+    assert max_diff(one, two) < 1e-5
+    assert max_diff(one, fsdp) < 1e-5
+    info = json.loads((out / "result-2.json").read_text())
+    assert info["strategy"] == "ddp" and info["sharded"] and info["world"] == 2
+    assert info["fsdp_local_params"] * 2 >= info["fsdp_params"] > info["fsdp_local_params"]  # each rank stores about half
+    # the same run at batch B on one process is NOT the same training: the check can tell them apart
+    subprocess.run([sys.executable, "-m", "dlroadmap.train.parallel_check", "--out", str(tmp_path / "half"), "--steps", "32",
+                    "--global-batch", "32"], env=ENV, check=True, timeout=120)
+    assert max_diff(one, load_file(tmp_path / "half" / "weights-ddp-1.safetensors")) > 1e-2
+
+
+def test_global_batches_follow_the_loader():
+    b = global_batches(100, 10, 25, seed=1)
+    assert b.shape == (25, 10) and sorted(b[:10].ravel().tolist()) == list(range(100))
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, sys, time, torch
+    from torch import nn
+    from dlroadmap.data.loader import TensorLoader
+    from dlroadmap.train.callbacks import Callback, ModelCheckpoint
+    from dlroadmap.train.trainer import Trainer
+    from dlroadmap.train.parallel_check import make_model, problem
+    from dlroadmap.train import distributed
+    from safetensors.torch import save_file
+    out, resume, slow = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
+    rank = int(os.environ["RANK"])
+    open(f"{out}/pid-{rank}", "w").write(str(os.getpid()))
+    class Slow(Callback):
+        def on_train_batch_end(self, t):
+            if slow:
+                open(f"{out}/step-{rank}", "w").write(str(t.global_step))
+                time.sleep(0.1)
+    X, y = problem(512)
+    model = make_model(0)
+    t = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), max_epochs=4, device="cpu",
+                callbacks=[Slow(), ModelCheckpoint(out + "/ckpt", every_n_steps=3, monitor=None)])
+    t.fit(TensorLoader(X, y, batch_size=16, shuffle=True, seed=2), resume=resume)
+    if distributed.is_main():
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out + "/final.safetensors")
+    distributed.cleanup()
+""")
+
+
+def test_a_killed_rank_fails_the_job_fast_and_resume_continues_exactly(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT)
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    ref.mkdir(), run.mkdir()
+    r = torchrun([str(script), str(ref), "0", "0"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "--max-restarts=0", str(script), str(run), "0", "1"]
+    p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        step = (run / "step-1").read_text() if (run / "step-1").exists() else ""
+        if step and int(step) >= 40:  # 64 steps in all (4 epochs of 16)
+            break
+        time.sleep(0.05)
+    os.kill(int((run / "pid-1").read_text()), signal.SIGKILL)
+    killed = time.time()
+    _, err = p.communicate(timeout=60)
+    assert p.returncode != 0
+    assert time.time() - killed < 30, "the surviving rank hung instead of failing"
+    assert "SIGKILL" in err or "Signal 9" in err  # torchrun names the rank that died and how
+    assert not (run / "final.safetensors").exists()
+    r = torchrun([str(script), str(run), "1", "0"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert max_diff(load_file(ref / "final.safetensors"), load_file(run / "final.safetensors")) == 0.0  # bit-identical
+
+
+def test_dlr_run_nproc_trains_a_node_data_parallel(tmp_path):
+    """Any node that trains through the Trainer runs under `dlr run ID --nproc 2`; rank 0 alone writes the result."""
+    r = subprocess.run([sys.executable, "-m", "dlroadmap.cli", "run", "p2.fnn.backprop", "--quick", "--nproc", "2", "--track", "none",
+                        "--out", str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads((tmp_path / "p2.fnn.backprop" / "result.json").read_text())
+    assert result["passed"] and result["metrics"]["test_accuracy"] >= 0.9
+    assert (r.stdout + r.stderr).count("test_accuracy") == 1  # one table, from rank 0
+
+
+def test_ddp_strategy_outside_a_launcher_is_a_clear_error():
+    from dlroadmap.errors import UserError
+    from dlroadmap.train.trainer import Trainer
+
+    m = torch.nn.Linear(2, 2)
+    with pytest.raises(UserError, match="--nproc"):
+        Trainer(m, torch.optim.SGD(m.parameters(), lr=0.1), strategy="ddp")
+    with pytest.raises(UserError, match="strategy"):
+        Trainer(m, torch.optim.SGD(m.parameters(), lr=0.1), strategy="horovod")
+    assert not distributed.launched() and distributed.is_main()
+    with pytest.raises(UserError, match="rdzv"):
+        distributed.torchrun_command(["run", "x"], 2, nnodes=2)
