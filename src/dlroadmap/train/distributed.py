@@ -57,6 +57,11 @@ def launched() -> bool:
     return world_size() > 1
 
 
+def in_launcher() -> bool:
+    """Started by a launcher (it sets WORLD_SIZE, even to 1) or already in a process group."""
+    return "WORLD_SIZE" in os.environ or (dist.is_available() and dist.is_initialized())
+
+
 def backend_for(device: torch.device) -> str:
     if device.type == "cuda" and torch.cuda.device_count() >= int(os.environ.get("LOCAL_WORLD_SIZE", "1")):
         return "nccl"

@@ -140,7 +140,7 @@ class Trainer:
         # "auto": data-parallel when started with peers (torchrun, Ray Train), else one process.
         self.strategy = ("ddp" if distributed.launched() else "single") if strategy == "auto" else strategy
         if self.strategy == "ddp":
-            if not distributed.launched():
+            if not distributed.in_launcher():
                 raise UserError("strategy 'ddp' needs processes started together: `dlr run ID --nproc N` or `torchrun --nproc-per-node N ...`")
             self.device = distributed.setup(self.device)
         self.model = model.to(self.device)
