@@ -9,10 +9,13 @@ PYTEST_ARGS ?=
 TFLITE_VENV ?= .venv-tflite
 TFLITE_STAMP := $(TFLITE_VENV)/.installed-stamp
 
+HOROVOD_VENV ?= .venv-horovod
+HOROVOD_STAMP := $(HOROVOD_VENV)/.installed-stamp
+
 IMAGE ?= dlroadmap-serve:latest
 BASE_IMAGE ?= localhost/dlr-base:bookworm
 
-.PHONY: demo test bench install tflite image container-test verify-full verify-seeds clean help
+.PHONY: demo test bench install tflite horovod image container-test verify-full verify-seeds clean help
 
 help:
 	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
@@ -21,6 +24,7 @@ help:
 	@echo "make verify-full  - every node's full preset on the full datasets in ../shared/data (not in CI: long)"
 	@echo "make verify-seeds - the quick tour at seeds 0, 1 and 2: every expectation must hold at each seed"
 	@echo "make tflite - create .venv-tflite with litert-torch, for 'dlr export --format tflite'"
+	@echo "make horovod - build Horovod 0.28.1 (with its C++17 fix) into .venv-horovod, for the distributed node (~2.5 min)"
 	@echo "make image  - build the model-server image with podman (Dockerfile; offline base + wheelhouse)"
 	@echo "make container-test - make image, then run it and compose.yaml on 127.0.0.1 (docker/container_test.py)"
 	@echo "make clean  - remove .venv, runs/ and caches"
@@ -43,6 +47,13 @@ $(TFLITE_STAMP): constraints-tflite.txt
 	touch $(TFLITE_STAMP)
 
 tflite: $(TFLITE_STAMP)
+
+# Horovod's last release needs a one-line C++17 fix to build against torch >= 2.1: its own environment,
+# built from the patched sdist (scripts/build-horovod.sh). .ci/run builds it before `make test`.
+$(HOROVOD_STAMP): constraints-horovod.txt scripts/build-horovod.sh
+	bash scripts/build-horovod.sh $(HOROVOD_VENV)
+
+horovod: $(HOROVOD_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/dlr tour --quick --out runs/demo
@@ -85,4 +96,4 @@ container-test: image
 	$(PY) docker/container_test.py --image $(IMAGE)
 
 clean:
-	rm -rf $(VENV) $(TFLITE_VENV) runs .pytest_cache benchmarks/results
+	rm -rf $(VENV) $(TFLITE_VENV) $(HOROVOD_VENV) runs .pytest_cache benchmarks/results

@@ -153,3 +153,77 @@ def test_ddp_strategy_outside_a_launcher_is_a_clear_error():
     assert not distributed.launched() and distributed.is_main()
     with pytest.raises(UserError, match="rdzv"):
         distributed.torchrun_command(["run", "x"], 2, nnodes=2)
+
+
+def test_horovod_matches_ddp(tmp_path):
+    """horovodrun -np 2 --gloo with hvd.DistributedOptimizer ends where DDP (and one process at 2B) ends.
+    Needs .venv-horovod (`make horovod`); CI builds it first and sets DLR_REQUIRE_HOROVOD=1, so it cannot skip there."""
+    import numpy as np
+
+    from dlroadmap.train.horovod_run import fit_with_horovod, horovod_python
+
+    if horovod_python() is None:
+        if os.environ.get("DLR_REQUIRE_HOROVOD") == "1":
+            pytest.fail("DLR_REQUIRE_HOROVOD=1 but no .venv-horovod: run `make horovod`")
+        pytest.skip("no .venv-horovod: run `make horovod` to build Horovod 0.28.1 with its C++17 fix")
+    one = tmp_path / "one"
+    subprocess.run([sys.executable, "-m", "dlroadmap.train.parallel_check", "--out", str(one), "--steps", "32"], env=ENV, check=True, timeout=120)
+    w = np.load(fit_with_horovod(tmp_path / "hvd", 2, steps=32))
+    assert max_diff(load_file(one / "weights-ddp-1.safetensors"), {k: torch.from_numpy(w[k]) for k in w.files}) < 1e-5
+
+
+def _netns_ready() -> str | None:
+    import shutil
+
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("ip") is None:
+        return "no `ip` (iproute2)"
+    return None
+
+
+def test_two_machines_in_network_namespaces(tmp_path):
+    """Two "machines": network namespaces joined by a veth pair, one torchrun in each (--nnodes 2, c10d rendezvous
+    on the first one's address). The same equivalence as on one machine. CI runs as root and sets DLR_REQUIRE_NETNS=1."""
+    why = _netns_ready()
+    if why is not None:
+        if os.environ.get("DLR_REQUIRE_NETNS") == "1":
+            pytest.fail(f"DLR_REQUIRE_NETNS=1 but {why}")
+        pytest.skip(why)
+    tag = f"{os.getpid() % 100000}"
+    ns, dev, net = [f"dlr{tag}a", f"dlr{tag}b"], [f"vd{tag}a", f"vd{tag}b"], f"10.{77 + os.getpid() % 100}.0"
+    ip = lambda *a: subprocess.run(["ip", *a], check=True, capture_output=True, timeout=30)  # noqa: E731
+    try:
+        ip("netns", "add", ns[0])
+        ip("netns", "add", ns[1])
+        ip("link", "add", dev[0], "type", "veth", "peer", "name", dev[1])
+        for i in (0, 1):
+            ip("link", "set", dev[i], "netns", ns[i])
+            ip("-n", ns[i], "addr", "add", f"{net}.{i + 1}/24", "dev", dev[i])
+            ip("-n", ns[i], "link", "set", dev[i], "up")
+            ip("-n", ns[i], "link", "set", "lo", "up")
+        out = tmp_path / "two"
+        procs = []
+        for i in (0, 1):
+            cmd = distributed.torchrun_command(["--out", str(out), "--steps", "32"], 1, nnodes=2, rdzv_endpoint=f"{net}.1:29411",
+                                               module="dlroadmap.train.parallel_check", local_addr=f"{net}.{i + 1}", is_host=i == 0)
+            env = {**ENV, "GLOO_SOCKET_IFNAME": dev[i], "DLR_DDP_TIMEOUT": "60"}
+            procs.append(subprocess.Popen(["ip", "netns", "exec", ns[i], *cmd], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        logs = []
+        for p in procs:
+            try:
+                logs.append(p.communicate(timeout=90)[0])
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                logs.append(p.communicate()[0] + "\n[timed out after 90 s]")
+        assert all(p.returncode == 0 for p in procs), "\n".join(f"--- machine {i}:\n" + "\n".join(
+            line for line in log.splitlines() if not line.startswith(("frame #", "  File", "    ")))[-2500:] for i, log in enumerate(logs))
+        subprocess.run([sys.executable, "-m", "dlroadmap.train.parallel_check", "--out", str(tmp_path / "one"), "--steps", "32"],
+                       env=ENV, check=True, timeout=120)
+        info = json.loads((out / "result-2.json").read_text())
+        assert info["world"] == 2 and info["sharded"]
+        assert max_diff(load_file(tmp_path / "one" / "weights-ddp-1.safetensors"), load_file(out / "weights-ddp-2.safetensors")) < 1e-5
+    finally:
+        for n in ns:
+            subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=30)

@@ -80,7 +80,13 @@ def setup(device: torch.device) -> torch.device:
 
 
 def cleanup() -> None:
+    """Leave the process group at the end of a run. Every rank first waits for the others: a rank that tears
+    its connections down while a peer still uses them (rank 0 writing results) can abort that peer."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        import gc
+
+        gc.collect()  # DDP wrappers left in reference cycles hold the group's backend: free them before it goes
         dist.destroy_process_group()
 
 
@@ -108,11 +114,14 @@ def gather_to_all(obj: Any) -> list[Any]:
 
 
 def torchrun_command(args: list[str], nproc: int, *, nnodes: int = 1, node_rank: int | None = None,
-                     rdzv_endpoint: str | None = None, rdzv_id: str = "dlr", module: str = "dlroadmap.cli") -> list[str]:
+                     rdzv_endpoint: str | None = None, rdzv_id: str = "dlr", module: str = "dlroadmap.cli",
+                     local_addr: str | None = None, is_host: bool = False) -> list[str]:
     """The torchrun command that runs `python -m MODULE ARGS` (default: the dlr CLI) on `nproc` processes per machine.
 
     One machine: a standalone rendezvous on a free local port. Several machines: the same command on
-    each, with a c10d rendezvous at `rdzv_endpoint` (HOST:PORT of one of them)."""
+    each, with a c10d rendezvous at `rdzv_endpoint` (HOST:PORT of one of them). Where a machine's own
+    hostname does not resolve to the address the others reach it at (containers, network namespaces),
+    give each its `local_addr`, and the rendezvous host `is_host`."""
     if nproc < 1:
         raise UserError(f"--nproc must be >= 1, got {nproc}")
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--max-restarts=0"]
@@ -124,6 +133,10 @@ def torchrun_command(args: list[str], nproc: int, *, nnodes: int = 1, node_rank:
         cmd += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}", f"--rdzv-id={rdzv_id}"]
         if node_rank is not None:
             cmd.append(f"--node-rank={node_rank}")
+        if local_addr is not None:
+            cmd.append(f"--local-addr={local_addr}")
+        if is_host:
+            cmd.append("--rdzv-conf=is_host=1")
     return cmd + ["-m", module, *args]
 
 

@@ -276,6 +276,7 @@ class Trainer:
                 bar.remove_task(task)
         for cb in self.callbacks:
             cb.on_fit_end(self)
+        self._train_model = self.model  # release the DDP wrapper (it holds the process group's gradient buckets)
         return self.history
 
     def _distribute(self, train_loader: Iterable) -> ResumableLoader:
