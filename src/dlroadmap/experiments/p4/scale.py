@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 from typing import ClassVar
 
 import matplotlib.pyplot as plt
