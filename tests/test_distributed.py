@@ -51,26 +51,6 @@ def test_sharded_loader_matches_distributed_sampler():
     assert [sorted(a + b) for a, b in zip(*parts)] == [sorted(s) for s in single]
 
 
-def test_two_processes_equal_one_process_at_twice_the_batch(tmp_path):
-    """PyTorch's DDP contract: with a mean loss, 2 processes x batch B end with the weights of 1 process x batch 2B.
-    fp32 rounding differs (the all-reduce sums two half-batch means), so the tolerance is 1e-5 on weights of size ~0.4;
-    a rank on the wrong slice, summed instead of averaged gradients, or a skipped step moves them by > 1e-2."""
-    out = tmp_path / "pc"
-    subprocess.run([sys.executable, "-m", "dlroadmap.train.parallel_check", "--out", str(out), "--steps", "32"], env=ENV, check=True, timeout=120)
-    r = torchrun(["-m", "dlroadmap.train.parallel_check", "--out", str(out), "--steps", "32", "--fsdp"])
-    assert r.returncode == 0, r.stderr[-2000:]
-    one, two, fsdp = (load_file(out / f) for f in ("weights-ddp-1.safetensors", "weights-ddp-2.safetensors", "weights-fsdp-2.safetensors"))
-    assert max_diff(one, two) < 1e-5
-    assert max_diff(one, fsdp) < 1e-5
-    info = json.loads((out / "result-2.json").read_text())
-    assert info["strategy"] == "ddp" and info["sharded"] and info["world"] == 2
-    assert info["fsdp_local_params"] * 2 >= info["fsdp_params"] > info["fsdp_local_params"]  # each rank stores about half
-    # the same run at batch B on one process is NOT the same training: the check can tell them apart
-    subprocess.run([sys.executable, "-m", "dlroadmap.train.parallel_check", "--out", str(tmp_path / "half"), "--steps", "32",
-                    "--global-batch", "32"], env=ENV, check=True, timeout=120)
-    assert max_diff(one, load_file(tmp_path / "half" / "weights-ddp-1.safetensors")) > 1e-2
-
-
 def test_global_batches_follow_the_loader():
     b = global_batches(100, 10, 25, seed=1)
     assert b.shape == (25, 10) and sorted(b[:10].ravel().tolist()) == list(range(100))
