@@ -24,6 +24,7 @@ from torch import nn
 os.environ.setdefault("DLR_PROGRESS", "0")
 
 from dlroadmap.data import classification_tensors  # noqa: E402
+from dlroadmap.data.augment import jitter  # noqa: E402
 from dlroadmap.errors import DataError  # noqa: E402
 from dlroadmap.data.loader import TensorLoader  # noqa: E402
 from dlroadmap.data.pipeline import ShardStream, StreamLoader, write_shards  # noqa: E402
@@ -31,11 +32,6 @@ from dlroadmap.models.mlp import MLP  # noqa: E402
 from dlroadmap.train.trainer import Trainer  # noqa: E402
 
 from common import save  # noqa: E402
-
-
-def jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
-    return torch.roll(x, shifts=(dy, dx), dims=(-2, -1)) + 0.05 * torch.randn(x.shape, generator=g)
 
 
 def epoch_rate(loader) -> float:

@@ -96,3 +96,11 @@ def contrastive_view(images: torch.Tensor, generator: torch.Generator | None = N
     x = random_affine(x, generator, degrees=15 * s, translate=0.1 * s, scale=(1 - 0.1 * s, 1 + 0.1 * s), shear=10 * s)
     x = gaussian_noise(x, generator, std=0.1 * s)
     return random_erasing(x, generator, p=0.5 * s)
+
+
+def jitter(image: torch.Tensor, generator: torch.Generator | None = None, max_shift: int = 2, std: float = 0.05) -> torch.Tensor:
+    """One image (..., H, W), any scale (standardised too: nothing is clipped): shifted by up to `max_shift` pixels
+    (wrapping round) and given N(0, std^2) noise. Cheap enough to run per sample in a streaming pipeline's workers."""
+    dx, dy = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=generator))
+    shifted = torch.roll(image, shifts=(dy, dx), dims=(-2, -1))
+    return shifted + std * torch.randn(shifted.shape, generator=generator)

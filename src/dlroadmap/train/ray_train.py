@@ -9,6 +9,7 @@ torch.distributed process group (gloo on CPU), so our Trainer finds itself in a 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,7 @@ def _loop(config: dict[str, Any]) -> None:
     r = train_ddp(config["global_batch"], config["steps"], seed=config["seed"])
     if distributed.is_main():
         save_weights(r["model"].state_dict(), Path(config["out"]) / f"weights-ray-{r['world']}.safetensors")
-        (Path(config["out"]) / "ray.json").write_text(
-            __import__("json").dumps({k: v for k, v in r.items() if k != "model"}))
+        (Path(config["out"]) / "ray.json").write_text(json.dumps({k: v for k, v in r.items() if k != "model"}))
 
 
 def fit_with_ray(out: str | Path, workers: int = 2, *, global_batch: int = 64, steps: int = 48, seed: int = 0) -> Path:

@@ -26,6 +26,7 @@ from pydantic import Field
 from torch import nn
 
 from dlroadmap.data import classification_tensors
+from dlroadmap.data.augment import jitter
 from dlroadmap.data.loader import TensorLoader
 from dlroadmap.data.pipeline import ShardStream, StreamLoader, write_shards
 from dlroadmap.evaluate.metrics import accuracy
@@ -50,13 +51,6 @@ class PipelinesConfig(ExperimentConfig):
 
     QUICK: ClassVar[dict] = {"dataset": "mnist5k", "shards": 7, "shuffle_buffers": [1, 1024], "epochs": 2, "batch_size": 64,
                              "workers": [0, 2], "exactly_once": [(3, 2)]}
-
-
-def _jitter(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """On-the-fly augmentation in the workers: a random shift of up to 2 pixels and a little noise."""
-    dx, dy = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
-    img = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
-    return img + 0.05 * torch.randn(img.shape, generator=g)
 
 
 def _train(loader, data, config: PipelinesConfig, *, callbacks=(), resume=False, description="stream"):
@@ -127,7 +121,7 @@ def run_pipelines(config: PipelinesConfig, tracker: Tracker) -> Result:
     m["buffer_gain"] = m[f"sorted_buffer_{hi}_test_accuracy"] - m[f"sorted_buffer_{lo}_test_accuracy"]
 
     # 5. Interrupt mid-epoch (checkpoint every step), resume: the weights equal the uninterrupted run's.
-    make = lambda: StreamLoader(ShardStream(shuffled, shuffle_buffer=256, seed=config.seed, transform=_jitter), config.batch_size, workers=2)  # noqa: E731
+    make = lambda: StreamLoader(ShardStream(shuffled, shuffle_buffer=256, seed=config.seed, transform=jitter), config.batch_size, workers=2)  # noqa: E731
     ref, _, _ = _train(make(), data, config, description="uninterrupted")
     ckpt = run_dir / "checkpoints"
     stop = len(make()) + len(make()) // 2  # half-way through epoch 2
@@ -140,7 +134,7 @@ def run_pipelines(config: PipelinesConfig, tracker: Tracker) -> Result:
     # Trainer's own split of a training epoch into waiting for data and computing.
     speed = {"memory": _samples_per_s(TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True))}
     for w in config.workers:
-        speed[f"{w} workers"] = _samples_per_s(StreamLoader(ShardStream(shuffled, shuffle_buffer=1024, seed=config.seed, transform=_jitter),
+        speed[f"{w} workers"] = _samples_per_s(StreamLoader(ShardStream(shuffled, shuffle_buffer=1024, seed=config.seed, transform=jitter),
                                                             config.batch_size, workers=w))
     for k, v in speed.items():
         m[f"samples_per_s_{k.replace(' ', '_')}"] = v
