@@ -38,9 +38,8 @@ def run(
     """
     from dlroadmap.report import write_report
     from dlroadmap.runner import run_id, run_seeds
-    from dlroadmap.train.tracking import parse_backends
-
     from dlroadmap.train import distributed
+    from dlroadmap.train.tracking import parse_backends
 
     out = out or default_out()
     parse_backends(track)
@@ -48,9 +47,9 @@ def run(
     seed_list = parse_seeds(seeds)
     if seed_list is not None and seed is not None:
         raise UserError("give either --seed or --seeds, not both")
+    if seed_list is not None and (nproc is not None or distributed.launched()):
+        raise UserError("a data-parallel run trains one seed: give --seed, not --seeds")
     if nproc is not None and not distributed.launched():
-        if seed_list is not None:
-            raise UserError("--nproc runs one seed: give --seed, not --seeds")
         args = ["run", node.id, "--track", track, "--out", str(out)] + (["--quick"] if quick else []) + (["--resume"] if resume else [])
         args += [a for item in set_ or [] for a in ("--set", item)]
         for flag, value in (("--precision", precision), ("--device", device), ("--seed", seed)):
