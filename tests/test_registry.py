@@ -143,5 +143,5 @@ def test_exclusive_nodes_are_parsed_and_marked():
     text = ROADMAP_TOML_MINI.replace("EXPECT", "").replace('status = "implemented"', 'status = "implemented"\nexclusive = true')
     assert registry.parse(text).get("p9.t.n").exclusive is True
     assert registry.parse(ROADMAP_TOML_MINI.replace("EXPECT", "")).get("p9.t.n").exclusive is False
-    # The nodes that start processes of their own (Ray, torchrun) run alone in a --jobs tour.
+    # The nodes that start processes of their own (Ray, torchrun) run one at a time, each in a fresh worker, in a --jobs tour.
     assert [n.id for n in registry.load().nodes if n.exclusive] == ["p4.tune.optuna_ray", "p4.scale.distributed"]

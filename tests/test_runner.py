@@ -71,7 +71,7 @@ def dlr(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_tour_jobs_2_reports_what_a_serial_tour_reports(tmp_path):
-    serial = dlr("tour", "--quick", "--only", "p1.calculus", "--track", "none", "--out", str(tmp_path / "serial"))
+    serial = dlr("tour", "--quick", "--only", "p1.calculus", "--jobs", "1", "--track", "none", "--out", str(tmp_path / "serial"))
     parallel = dlr("tour", "--quick", "--only", "p1.calculus", "--jobs", "2", "--track", "mlflow", "--out", str(tmp_path / "jobs"))
     assert serial.returncode == 0, serial.stdout[-2000:] + serial.stderr[-2000:]
     assert parallel.returncode == 0, parallel.stdout[-2000:] + parallel.stderr[-2000:]
@@ -86,6 +86,23 @@ def test_tour_jobs_2_reports_what_a_serial_tour_reports(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'jobs' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("dlroadmap").experiment_id])
     assert sorted(r.info.run_name for r in runs) == sorted(n["node"] for n in b["nodes"])
+
+
+def test_tour_starts_exclusive_nodes_then_the_longest_first(tmp_path):
+    from types import SimpleNamespace
+
+    from dlroadmap.cli.runs import default_jobs, expected_seconds, tour_order
+
+    nodes = [SimpleNamespace(id=i, exclusive=i.startswith("x")) for i in ("a", "b", "x1", "c", "x2", "d")]
+    # LPT: longest first; "d" has no figure and is placed as a typical (median) node.
+    assert [nodes[i].id for i in tour_order(nodes, {"a": 1.0, "b": 30.0, "c": 10.0, "x1": 5.0})] == ["x1", "x2", "b", "c", "d", "a"]
+    # The last summary of the same preset in the output folder wins over the shipped figures.
+    shipped = expected_seconds(tmp_path, quick=True)
+    assert shipped["p3.ssl.contrastive"] > shipped["p1.calculus.partials"] > 0
+    (tmp_path / "summary.json").write_text(json.dumps({"quick": True, "node_seconds": {"p1.calculus.partials": 99.0}}))
+    assert expected_seconds(tmp_path, quick=True) == {"p1.calculus.partials": 99.0}
+    assert expected_seconds(tmp_path, quick=False) == shipped
+    assert 1 <= default_jobs() <= 4
 
 
 def test_seeds_flag_is_checked():

@@ -59,6 +59,25 @@ def test_mlflow_sqlite_store_holds_run_params_metrics_artifacts(tmp_path):
 
 
 @pytest.mark.slow
+def test_mlflow_rows_are_buffered_and_all_land(tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from dlroadmap.train.tracking import MLflowBackend
+
+    monkeypatch.setattr(MLflowBackend, "FLUSH_SECONDS", 3600.0)
+    with Tracker(tmp_path / "node", "mlflow", root=tmp_path, run_name="node") as t:
+        b = t.backend("mlflow")
+        client = MlflowClient(tracking_uri=b.tracking_uri)
+        for step in range(1, 600):                       # 2 metrics a step: a full batch of 1000 is written at step 500
+            t.log_metrics({"a": float(step), "b": -float(step)}, step=step)
+            if step == 499:
+                assert client.get_metric_history(b.run_id, "a") == []       # still buffered: no transaction yet
+        assert len(client.get_metric_history(b.run_id, "a")) == 500
+    hist = client.get_metric_history(b.run_id, "b")                          # the rest landed when the run closed
+    assert sorted(m.step for m in hist) == list(range(1, 600)) and min(m.value for m in hist) == -599.0
+
+
+@pytest.mark.slow
 def test_tensorboard_event_files_hold_scalars(tmp_path):
     log_a_run(tmp_path, "tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -131,12 +131,82 @@ def _worker_init(threads: int) -> None:
     torch.set_num_interop_threads(1)
 
 
+def default_jobs() -> int:
+    """One worker per core, but at most 4 (the nodes are small: more workers add memory, not speed) and one per
+    2 GB of memory (a worker grows to ~1.5 GB over a quick tour)."""
+    import os
+
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return max(1, min(os.cpu_count() or 1, 4, int(memory_gb // 2)))
+
+
+def expected_seconds(out: Path, quick: bool) -> dict[str, float]:
+    """Each node's seconds in an earlier tour, to start the longest first: the last summary in `out` when it
+    was a tour of the same preset, else the quick-tour figures shipped with the package (tour_seconds.json)."""
+    import json
+    from importlib.resources import files
+
+    try:
+        last = json.loads((out / "summary.json").read_text())
+        if last.get("quick") == quick and last.get("node_seconds"):
+            return {k: float(v) for k, v in last["node_seconds"].items() if v is not None}
+    except (OSError, ValueError):
+        pass
+    shipped = json.loads(files("dlroadmap").joinpath("tour_seconds.json").read_text())
+    return {k: float(v) for k, v in shipped["quick"].items()}  # full presets: only the order matters, and it is similar
+
+
+def tour_order(nodes: list, seconds: dict[str, float]) -> list[int]:
+    """Exclusive nodes first (while the other workers are young and small), then the rest longest first
+    (Graham's LPT rule: the last node to finish is a short one, so no core idles long at the end)."""
+    known = sorted(seconds.values())
+    typical = known[len(known) // 2] if known else 0.0
+    rest = sorted((i for i, n in enumerate(nodes) if not n.exclusive), key=lambda i: -seconds.get(nodes[i].id, typical))
+    return [i for i, n in enumerate(nodes) if n.exclusive] + rest
+
+
+def run_parallel(nodes: list, jobs: int, seconds: dict[str, float], args: tuple, done) -> None:
+    """Run `nodes` on `jobs` cores: at most `jobs` nodes at once, each worker with its share of the cores.
+
+    Ordinary nodes go to one pool of reused workers. A node that starts processes of its own (torchrun
+    ranks, a Ray cluster) runs in a fresh process, one such node at a time, taking one of the `jobs` slots:
+    its children mostly wait on start-up and rendezvous, so the other slot keeps the cores busy."""
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    queue = tour_order(nodes, seconds)
+    running: dict[Any, tuple[int, Any]] = {}   # future -> (node index, its own executor or None)
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        while queue or running:
+            while len(running) < jobs:
+                # one exclusive node at a time: two side by side would double the peak memory
+                alone = any(own is not None for _, own in running.values())
+                i = next((i for i in queue if not (alone and nodes[i].exclusive)), None)
+                if i is None:
+                    break
+                queue.remove(i)
+                if nodes[i].exclusive:
+                    own = ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+                    running[own.submit(tour_node, nodes[i].id, *args)] = (i, own)
+                else:
+                    running[pool.submit(tour_node, nodes[i].id, *args)] = (i, None)
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for f in finished:
+                i, own = running.pop(f)
+                if own is not None:
+                    own.shutdown()
+                done(i, f.result())
+
+
 @app.command()
 def tour(
     quick: bool = typer.Option(False, "--quick", "-q", help="every node's quick preset (embedded data; minutes for the whole roadmap)"),
     full: bool = typer.Option(False, "--full", help="every node's full preset (full datasets through DLR_DATA_DIR; the default when --quick is absent)"),
     only: Optional[str] = typer.Option(None, "--only", help="only nodes whose id starts with this prefix, e.g. p2 or p2.fnn"),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, max=64, help="run nodes in N worker processes, each with its share of the cores; the same nodes and checks as a serial tour (fewer threads per process can change float results in the last digits)"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64, show_default="one per core, at most 4 and one per 2 GB of memory", help="run nodes in N worker processes, each with its share of the cores; the same nodes and checks as a serial tour (fewer threads per process can change float results in the last digits); 1 runs them one after another in this process"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="run every node at each seed, e.g. 0,1,2; a node passes only when every seed does"),
     track: str = TrackOpt,
     out: Optional[Path] = OutOpt,
@@ -145,7 +215,6 @@ def tour(
 
     Exits with code 1 when any node misses an expectation or fails.
     """
-    import os
 
     from dlroadmap.io import check_writable_dir, write_json
     from dlroadmap.report import write_report
@@ -160,7 +229,7 @@ def tour(
     nodes = [n for n in roadmap().select(only) if n.implemented]
     if not nodes:
         raise UserError(f"no implemented node matches --only {only!r}; see `dlr list`")
-    jobs = min(jobs, len(nodes))
+    jobs = min(jobs or default_jobs(), len(nodes))
     results: list[dict[str, Any] | None] = [None] * len(nodes)
     t0 = time.perf_counter()
     with progress() as bar:
@@ -180,23 +249,9 @@ def tour(
                     bar.update(task, info=node.id)
                 done(i, tour_node(node.id, str(out), quick, track, seed_list))
         else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
             if "mlflow" in backends:
                 MLflowBackend.prepare(out)  # tables and experiment made once, before the workers write rows
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(threads,)) as pool:
-                futures = {pool.submit(tour_node, n.id, str(out), quick, track, seed_list): i for i, n in enumerate(nodes) if not n.exclusive}
-                for f in as_completed(futures):
-                    done(futures[f], f.result())
-            # Nodes that start processes of their own (Ray) run last, one at a time, each in a fresh worker with
-            # every core: beside another node and a worker grown by earlier nodes they would double the peak memory.
-            for i, n in enumerate(nodes):
-                if n.exclusive:
-                    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                                             initargs=(os.cpu_count() or 1,)) as alone:
-                        done(i, alone.submit(tour_node, n.id, str(out), quick, track, seed_list).result())
+            run_parallel(nodes, jobs, expected_seconds(out, quick), (str(out), quick, track, seed_list), done)
     final = [r for r in results if r is not None]
     summary = {
         "version": __version__, "quick": quick, "only": only, "jobs": jobs, "seeds": seed_list, "seconds": time.perf_counter() - t0,

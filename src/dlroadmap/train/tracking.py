@@ -52,6 +52,8 @@ class MLflowBackend:
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         exp_id = self.experiment_id(self.client, root, experiment)
         self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+        self._pending: list[Any] = []
+        self._flushed = time.monotonic()
 
     @staticmethod
     def experiment_id(client: Any, root: Path, experiment: str) -> str:
@@ -76,16 +78,30 @@ class MLflowBackend:
         for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
             self.client.log_batch(self.run_id, params=items[i:i + 100])
 
+    # Each log_batch is one sqlite transaction (~8 ms here): a run that logs every step would spend more time
+    # in the database than in training. Rows wait in a buffer, written at most every FLUSH_SECONDS (so a live
+    # `mlflow ui` lags by that much, and a killed run loses at most that much) or when a batch is full.
+    FLUSH_SECONDS = 5.0
+    BATCH = 1000  # MLflow's limit of metrics per log_batch
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(_mlflow_key(k), float(v), ts, step) for k, v in metrics.items()])
+        self._pending.extend(Metric(_mlflow_key(k), float(v), ts, step) for k, v in metrics.items())
+        if len(self._pending) >= self.BATCH or time.monotonic() - self._flushed >= self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        for i in range(0, len(self._pending), self.BATCH):
+            self.client.log_batch(self.run_id, metrics=self._pending[i:i + self.BATCH])
+        self._pending, self._flushed = [], time.monotonic()
 
     def log_artifact(self, path: Path, subdir: str | None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=subdir)
 
     def close(self, status: str) -> None:
+        self.flush()
         self.client.set_terminated(self.run_id, status="FINISHED" if status == "ok" else "FAILED")
 
 

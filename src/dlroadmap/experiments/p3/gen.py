@@ -54,7 +54,7 @@ class VAEConfig(ExperimentConfig):
     samples: int = Field(10_000, ge=1000, le=100_000, description="generated digits judged by FLD, classifier score and coverage")
     judge_epochs: int = Field(8, ge=1, le=100, description="training epochs of the LeNet-5 judge")
 
-    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "epochs": 10, "latent2_epochs": 30, "cvae_epochs": 30, "iw_images": 100}
+    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "epochs": 10, "latent2_epochs": 20, "cvae_epochs": 20, "iw_images": 100}
 
 
 def elbo_step(model: VAE, batch) -> tuple[torch.Tensor, None, None]:

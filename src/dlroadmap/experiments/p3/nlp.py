@@ -157,7 +157,7 @@ class TransformersConfig(ExperimentConfig):
     minilm_epochs: int = Field(4, ge=1, le=1000)
 
     QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 400, "lr": 3e-3, "batch_size": 16, "warmup": 30, "eval_batches": 20,
-                             "bert_steps": 100, "finetune_epochs": 5, "minilm_epochs": 2}
+                             "bert_steps": 100, "finetune_epochs": 5, "minilm_epochs": 1}
 
 
 def load_text(corpus: str) -> str:

@@ -99,17 +99,24 @@ def fit_autoencoder(model: Autoencoder, X: torch.Tensor, *, epochs: int, lr: flo
 
 
 class PCA:
-    """PCA as the baseline every autoencoder is measured against: sklearn's, on flattened pixels."""
+    """PCA as the baseline every autoencoder is measured against: sklearn's, on flattened pixels. The top-k
+    components of one full fit are the k-component PCA (the SVD is nested), so `fits` decomposes once."""
 
-    def __init__(self, k: int, X: torch.Tensor):
+    def __init__(self, mean: np.ndarray, components: np.ndarray):
+        self.mean, self.components = mean, components                  # (784,), (784, k) orthonormal columns
+
+    @staticmethod
+    def fits(ks, X: torch.Tensor) -> dict[int, PCA]:
         from sklearn.decomposition import PCA as SkPCA
 
-        self.pca = SkPCA(k, svd_solver="full").fit(X.flatten(1).double().numpy())
-        self.components = self.pca.components_.T                       # (784, k), orthonormal columns
+        pca = SkPCA(max(ks), svd_solver="full").fit(X.flatten(1).double().numpy())
+        return {k: PCA(pca.mean_, pca.components_[:k].T) for k in ks}
+
+    def transform(self, X: torch.Tensor) -> np.ndarray:
+        return (X.flatten(1).double().numpy() - self.mean) @ self.components      # (N, k) codes
 
     def reconstruct(self, X: torch.Tensor) -> torch.Tensor:
-        flat = X.flatten(1).double().numpy()
-        return torch.from_numpy(self.pca.inverse_transform(self.pca.transform(flat))).float().view_as(X)
+        return torch.from_numpy(self.transform(X) @ self.components.T + self.mean).float().view_as(X)
 
     def errors(self, X: torch.Tensor) -> torch.Tensor:
         return (self.reconstruct(X) - X).square().flatten(1).mean(1)
@@ -132,10 +139,9 @@ def run_autoencoder(config: AutoencoderConfig, tracker: Tracker) -> Result:
     # 1. Code size: PCA, linear, MLP and convolutional autoencoders, each reconstructing the test split.
     mse: dict[str, dict[int, float]] = {"PCA": {}, "linear AE": {}, "MLP AE": {}, "conv AE": {}}
     models: dict[tuple[str, int], Autoencoder] = {}
-    pcas: dict[int, PCA] = {}
+    pcas = PCA.fits(config.codes, Xtr)
     t0 = time.perf_counter()
     for k in config.codes:
-        pcas[k] = PCA(k, Xtr)
         mse["PCA"][k] = float(pcas[k].errors(Xte).mean())
         for name, build in (("linear AE", lambda: linear_autoencoder(k, center=Xtr.mean(0))),
                             ("MLP AE", lambda: mlp_autoencoder(k, tuple(config.hidden))), ("conv AE", lambda: conv_autoencoder(k, config.conv_width))):
@@ -174,7 +180,7 @@ def run_autoencoder(config: AutoencoderConfig, tracker: Tracker) -> Result:
     fit_autoencoder(dae, Xtr, epochs=config.denoise_epochs, lr=config.lr, noise_std=config.noise_std, **_fit_args(config, tracker, "denoising_ae"))
     g = torch.Generator().manual_seed(config.seed + 1)
     pca_sizes = [m for m in (8, 16, 32, 64, 128, 256) if m < min(784, len(Xtr))]
-    pca_fits = {m: PCA(m, Xtr) for m in pca_sizes}
+    pca_fits = PCA.fits(pca_sizes, Xtr)
     denoise: dict[str, list[float]] = {"noisy input": [], "PCA projection": [], "denoising AE": []}
     shown: dict[str, torch.Tensor] = {}
     for std in config.noise_levels:
@@ -254,7 +260,7 @@ def _codes_figure(mse, models, pcas, angles, data: Pixels, config: AutoencoderCo
                title=f"test digits; reconstructions at k = {k_mid}: PCA, linear, MLP, conv AE (rows)")
     k2 = min(config.codes)
     with torch.no_grad():
-        codes = {"PCA": torch.from_numpy(pcas[k2].pca.transform(data.X_test.flatten(1).double().numpy())),
+        codes = {"PCA": torch.from_numpy(pcas[k2].transform(data.X_test)),
                  "MLP AE": models["MLP AE", k2].encode(data.X_test)}
     for i, (name, c) in enumerate(codes.items()):
         ax = fig.add_subplot(grid[1, i])
@@ -321,7 +327,7 @@ class ContrastiveConfig(ExperimentConfig):
     knn_temperature: float = Field(0.1, gt=0, le=10, description="kNN vote weight exp(similarity / T)")
     tsne_points: int = Field(2000, ge=100, le=20_000)
 
-    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "width": 16, "batch_size": 128, "epochs": 15, "queue_size": 1024, "small_batch_epochs": 2,
+    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "width": 16, "batch_size": 128, "epochs": 15, "queue_size": 1024, "small_batch_epochs": 1,
                              "finetune_steps": 300, "tsne_points": 750}
 
 
