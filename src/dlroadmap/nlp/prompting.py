@@ -1,0 +1,129 @@
+"""Prompt engineering, measured: few-shot prompts, label scoring, calibration and confidence intervals.
+
+A k-shot prompt is an instruction, k solved examples ("demonstrations") and the query:
+
+    Classify the sentiment of each movie review as positive or negative.
+
+    Review: simplistic , silly and tedious .
+    Sentiment: negative
+
+    Review: <query>
+    Sentiment:
+
+Label scoring reads the model's log-probability of each label word after "Sentiment:" and picks the
+largest: no text is generated, so the answer is always one of the labels (Brown et al. 2020's
+evaluation of GPT-3). The instruction and demonstrations are the same for every query, so their keys and
+values are computed once (a KV cache) and each query costs only its own tokens.
+
+Two documented weaknesses of few-shot prompting are measured:
+  - order sensitivity (Lu et al. 2022, arXiv:2104.08786): the same k examples in another order can move
+    accuracy from near chance to near the best;
+  - label bias (Zhao et al. 2021, arXiv:2102.09690): the model prefers some labels whatever the input.
+    Contextual calibration estimates that preference by asking with a content-free input ("N/A") and
+    divides it out: p_cal(y) proportional to p(y | x) / p(y | "N/A")  (their eq. 1 with W = diag(p_cf)^-1, b = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dlroadmap.data.prompt_tasks import Task
+from dlroadmap.models.sequence.llama import KVCache
+
+CONTENT_FREE = ("N/A", "", "[MASK]")   # Zhao et al. average over these three inputs
+
+
+def demo_text(task: Task, text: str, label: int) -> str:
+    return f"{task.input_name}: {text}\n{task.output_name}: {task.labels[label]}\n\n"
+
+
+def prefix_text(task: Task, demos: list[tuple[str, int]]) -> str:
+    return f"{task.instruction}\n\n" + "".join(demo_text(task, t, y) for t, y in demos)
+
+
+def query_text(task: Task, text: str) -> str:
+    return f"{task.input_name}: {text}\n{task.output_name}:"
+
+
+@dataclass
+class Scorer:
+    """Scores a task's labels after a fixed prefix with one model and tokenizer."""
+
+    model: torch.nn.Module
+    tok: object
+    task: Task
+
+    def __post_init__(self):
+        # Each label as the tokens that follow "Sentiment:", with its leading space (" positive").
+        self.label_ids = [self.tok.encode(" " + label) for label in self.task.labels]
+
+    @torch.no_grad()
+    def prefix(self, ids: torch.Tensor) -> KVCache:
+        cache = KVCache(len(self.model.layers))
+        if ids.shape[1]:
+            self.model(ids, cache=cache, last_only=True)
+        return cache
+
+    @torch.no_grad()
+    def label_logprobs(self, cache: KVCache, query_ids: torch.Tensor) -> torch.Tensor:
+        """log p(label | prefix, query) for every label: (n_labels,). Labels of several tokens are scored
+        as a batch continuing the query, right-padded (causal attention: padding after a label cannot
+        change its own tokens' scores), and their log-probabilities summed."""
+        c = cache.copy()
+        logits = self.model(query_ids, cache=c, last_only=True)[0, -1].float()          # (vocab,) after "Sentiment:"
+        first = logits.log_softmax(-1)
+        scores = torch.tensor([first[ids[0]] for ids in self.label_ids])
+        longest = max(len(ids) for ids in self.label_ids)
+        if longest > 1:
+            L = len(self.label_ids)
+            batch = torch.zeros(L, longest - 1, dtype=torch.long)
+            for i, ids in enumerate(self.label_ids):
+                batch[i, : len(ids) - 1] = torch.tensor(ids[:-1])
+            lp = self.model(batch, cache=c.expand(L)).float().log_softmax(-1)            # (L, longest - 1, vocab)
+            for i, ids in enumerate(self.label_ids):
+                for j in range(1, len(ids)):
+                    scores[i] += lp[i, j - 1, ids[j]]
+        return scores
+
+    def score(self, demos: list[tuple[str, int]], items: list[tuple[str, int]], chat: bool = False) -> np.ndarray:
+        """(len(items), n_labels) log-probabilities. chat=True wraps instruction, demos and query in the
+        model's chat template instead (a user turn; the label then starts the assistant's turn)."""
+        if chat:
+            out = []
+            for text, _ in items:
+                ids = self.tok.chat(prefix_text(self.task, demos) + query_text(self.task, text))
+                out.append(self.label_logprobs(KVCache(len(self.model.layers)), torch.cat(
+                    [ids, self.tok.ids(f"{self.task.output_name}:")], 1)).numpy())
+            return np.stack(out)
+        cache = self.prefix(self.tok.ids(prefix_text(self.task, demos)))
+        return np.stack([self.label_logprobs(cache, self.tok.ids(query_text(self.task, t))).numpy() for t, _ in items])
+
+    def content_free(self, demos: list[tuple[str, int]]) -> np.ndarray:
+        """p(label | prefix, content-free input), averaged over CONTENT_FREE and renormalised: (n_labels,)."""
+        lp = self.score(demos, [(t, 0) for t in CONTENT_FREE])
+        p = np.exp(lp - lp.max(1, keepdims=True))
+        p = p / p.sum(1, keepdims=True)
+        p = p.mean(0)
+        return p / p.sum()
+
+
+def accuracy(logprobs: np.ndarray, labels: np.ndarray, calibration: np.ndarray | None = None) -> np.ndarray:
+    """Per-item correctness (0/1) of the argmax label, after dividing by the content-free probabilities."""
+    scores = logprobs - (np.log(calibration) if calibration is not None else 0.0)
+    return (scores.argmax(1) == labels).astype(float)
+
+
+def bootstrap_ci(correct: np.ndarray, seed: int = 0, n: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-item scores (items resampled with replacement)."""
+    rng = np.random.default_rng(seed)
+    means = correct[rng.integers(0, len(correct), (n, len(correct)))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """Interval of mean(a - b) over the same items: the honest way to say "A beats B" on one test set."""
+    return bootstrap_ci(np.asarray(a, float) - np.asarray(b, float), seed, n, level)
