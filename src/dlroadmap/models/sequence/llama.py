@@ -69,6 +69,7 @@ def rope_angles(cfg: LlamaConfig, positions: torch.Tensor) -> tuple[torch.Tensor
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """(x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin) per pair: a 2-D rotation of each pair."""
     x1, x2 = x.chunk(2, dim=-1)
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
