@@ -236,6 +236,18 @@ def _demos(task, pool: list[tuple[str, int]], k: int, rng) -> list[tuple[str, in
     return [chosen[j] for j in rng.permutation(len(chosen))]
 
 
+def _shuffled(name: str, seed: int):
+    """(task, its items in a seeded random order, the generator that drew it, to draw demonstrations next).
+    The first 16 items are the demonstration pool of every study of the task; the rest are test items."""
+    import numpy as np
+
+    from dlroadmap.data.prompt_tasks import TASKS
+
+    task = TASKS[name]() if name == "sentiment" else TASKS[name](seed=seed)
+    rng = np.random.default_rng(seed)
+    return task, [task.items[j] for j in rng.permutation(len(task.items))], rng
+
+
 def _parse(task, text: str) -> int:
     """The label a free-form answer names (the last number for arithmetic, the first label word otherwise); -1 if none."""
     import re
@@ -250,7 +262,6 @@ def _parse(task, text: str) -> int:
 def run_foundation(config: FoundationConfig, tracker: Tracker) -> Result:
     import numpy as np
 
-    from dlroadmap.data.prompt_tasks import TASKS
     from dlroadmap.models.sequence.llama import num_params
     from dlroadmap.nlp.decoding import generate
     from dlroadmap.nlp.llm import load_smollm2
@@ -281,9 +292,7 @@ def run_foundation(config: FoundationConfig, tracker: Tracker) -> Result:
     spreads: dict[str, list[float]] = {}
     with progress() as bar:
         for name in config.tasks:
-            task = TASKS[name]() if name == "sentiment" else TASKS[name](seed=config.seed)
-            rng = np.random.default_rng(config.seed)
-            items = [task.items[j] for j in rng.permutation(len(task.items))]
+            task, items, rng = _shuffled(name, config.seed)
             pool, test = items[:16], items[16:16 + config.items]
             y = np.array([label for _, label in test])
             scorer = Scorer(model, tok, task)
@@ -306,14 +315,12 @@ def run_foundation(config: FoundationConfig, tracker: Tracker) -> Result:
                 res["0shot_chat"] = accuracy(scorer.score([], test, chat=True), y)
             if config.generate_tokens:
                 k = max(config.shots)
-                demos = _demos(task, pool, k, rng)
-                cache = scorer.prefix(tok.ids(prefix_text(task, demos)))
+                prefix_ids = tok.ids(prefix_text(task, _demos(task, pool, k, rng)))
                 answers = []
                 for text, _ in test:
-                    ids = torch.cat([tok.ids(prefix_text(task, demos)), tok.ids(query_text(task, text))], 1)
+                    ids = torch.cat([prefix_ids, tok.ids(query_text(task, text))], 1)
                     answers.append(_parse(task, tok.decode(generate(model, ids, config.generate_tokens, eos_id=tok.eos_id)[0])))
                 res[f"{k}shot_generated"] = (np.array(answers) == y).astype(float)
-                del cache
             if config.cot_items and name == "arithmetic":
                 sub = test[: config.cot_items]
                 direct, cot = [], []
@@ -366,15 +373,13 @@ def _minilm_zero_shot(config: FoundationConfig, m: dict) -> dict[str, dict[str, 
     wording of the labels ("prompt engineering" for an encoder)."""
     import numpy as np
 
-    from dlroadmap.data.prompt_tasks import TASKS
     from dlroadmap.nlp.minilm import embed
     from dlroadmap.nlp.prompting import bootstrap_ci
 
     out: dict[str, dict[str, float]] = {}
     for name, wordings in WORDINGS.items():
-        task = TASKS[name]() if name == "sentiment" else TASKS[name](seed=config.seed)
-        rng = np.random.default_rng(config.seed)
-        items = [task.items[j] for j in rng.permutation(len(task.items))][16:16 + config.minilm_items]
+        _, items, _ = _shuffled(name, config.seed)
+        items = items[16:16 + config.minilm_items]
         x = embed([t for t, _ in items])
         y = np.array([label for _, label in items])
         out[name] = {}
