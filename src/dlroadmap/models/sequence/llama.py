@@ -176,16 +176,18 @@ class Llama(nn.Module):
         mask = None
         # Query t sits at absolute position past + t and sees keys 0..past + t. SDPA's is_causal covers only
         # past = 0 (its mask is aligned top-left), so a chunk continuing a cache gets the mask written out.
-        causal = torch.ones(T, past + T, dtype=torch.bool, device=ids.device).tril(past)      # (T, past + T)
+        def causal() -> torch.Tensor:
+            return torch.ones(T, past + T, dtype=torch.bool, device=ids.device).tril(past)   # (T, past + T)
+
         if pad_mask is not None:
             # Positions count real tokens only, so a left-padded prompt gets the positions it would have alone.
             pos_all = (pad_mask.long().cumsum(-1) - 1).clamp(min=0)                           # (B, past + T)
             positions = pos_all[:, past:]                                                     # (B, T)
-            mask = causal[None] & pad_mask[:, None, :]                                        # (B, T, past + T)
+            mask = causal()[None] & pad_mask[:, None, :]                                        # (B, T, past + T)
             mask[:, torch.arange(T), past + torch.arange(T)] = True   # a padding query sees itself: no row all masked (NaN)
             mask = mask[:, None]                                                              # (B, 1, T, past + T)
         elif past > 0 and T > 1:
-            mask = causal
+            mask = causal()
         cos, sin = rope_angles(self.cfg, positions.reshape(-1))
         if pad_mask is not None:
             cos, sin = cos.view(B, 1, T, -1), sin.view(B, 1, T, -1)
