@@ -46,6 +46,9 @@ def fmt_value(v: Any) -> str:
     return str(v)
 
 
+EXPERIMENTS = Path(__file__).parent / "experiments"
+
+
 @dataclass(frozen=True)
 class Expectation:
     """A declared result, e.g. test_accuracy >= 0.93."""
@@ -104,8 +107,17 @@ class Node:
 
     @property
     def experiment(self) -> str:
-        """Where the node's experiment lives, by rule: "p2.cnn.filters" -> "dlroadmap.experiments.p2.cnn:filters"."""
-        return f"dlroadmap.experiments.{self.phase}.{self.topic}:{self.id.split('.')[-1]}"
+        """Where the node's experiment lives, by rule: "p2.cnn.filters" -> "dlroadmap.experiments.p2.cnn:filters";
+        a topic that outgrew one file is a package with a module per node: "p4.research.foundation" ->
+        "dlroadmap.experiments.p4.research.foundation:foundation"."""
+        topic, name = f"dlroadmap.experiments.{self.phase}.{self.topic}", self.id.split(".")[-1]
+        return f"{topic}.{name}:{name}" if (EXPERIMENTS / self.phase / self.topic).is_dir() else f"{topic}:{name}"
+
+    @property
+    def module_file(self) -> str:
+        """The experiment module's path under src/dlroadmap, as listed in `code`."""
+        module = self.experiment.partition(":")[0].removeprefix("dlroadmap.")
+        return module.replace(".", "/") + ".py"
 
     def load_experiment(self):
         """The node's experiment: an `Experiment(Config, run)` named after the bullet in its topic's module."""

@@ -9,7 +9,7 @@ it has already seen, and gets exactly the same batches as the uninterrupted run.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -43,6 +43,30 @@ class NoData:
 
     def iter_from(self, start_batch: int) -> Iterator[tuple[()]]:
         return (() for _ in range(start_batch, self.steps))
+
+
+class SampledBatches:
+    """Batches drawn fresh at every step, for data that is generated rather than stored (regression tasks,
+    interleaved image-caption sequences): batch i of epoch e is `make(generator, step)` with step =
+    e * steps + i and a generator seeded by (seed, step), so a resumed run draws the very same batches
+    and `make` can follow a curriculum by the global step."""
+
+    def __init__(self, make: Callable[[torch.Generator, int], tuple], steps: int, seed: int = 0):
+        self.make, self.steps, self.seed, self.epoch = make, steps, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self.iter_from(0)
+
+    def iter_from(self, start_batch: int) -> Iterator[tuple]:
+        for i in range(start_batch, self.steps):
+            step = self.epoch * self.steps + i
+            yield self.make(torch.Generator().manual_seed((self.seed * 1_000_003 + step) % 2**63), step)
 
 
 class Replay:
