@@ -46,7 +46,7 @@ class FoundationConfig(ExperimentConfig):
                              "generate_tokens": 0, "cot_items": 0, "speed_tokens": 12,
                              # The paper's small model leaves its plateau for d = 5 after ~4.5k steps and is at 1.33x least squares
                              # after 12k, 1.20x after 30k (~18 min on a core); d = 2 with 8 points is
-                             # within 1.2x of least squares after 1,600 (seeds 0-2; 1,000 steps left seed 0 on the plateau).
+                             # at 1.16-1.38x after 1,600 (seeds 0-2; 1,000 steps left seed 0 on the plateau).
                              "icl_dims": 2, "icl_points": 8, "icl_steps": 1600, "icl_lr": 2e-3, "icl_test_tasks": 1000}
 
 
