@@ -87,3 +87,14 @@ def test_prompt_ensemble_is_the_normalised_mean_of_template_embeddings():
     one = [model.encode_text(ids[i], ends[i]) for i in range(2)]
     torch.testing.assert_close(w, F.normalize(one[0] + one[1], dim=1))
     torch.testing.assert_close(class_embeddings(model, ids[:1], ends[:1]), one[0])
+
+
+def test_interleaved_captions_write_each_digit_in_both_styles():
+    from dlroadmap.data.captions import InterleavedCaptions
+
+    lang = InterleavedCaptions()
+    tokens = lang.label_token(torch.tensor([0, 7, 0, 7]), torch.tensor([0, 0, 1, 1]))
+    assert [lang.vocab[t] for t in tokens] == ["zero", "seven", "0", "7"]
+    assert lang.style_of(tokens).tolist() == [0, 0, 1, 1] and lang.style_of(torch.tensor([lang.image])).item() == -1
+    ids = lang.captions(torch.tensor([[3, 5]]), torch.tensor([1]), query=True)
+    assert " ".join(lang.vocab[i] for i in ids[0]) == "<image> this is a 3 . <image> this is a"

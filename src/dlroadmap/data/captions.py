@@ -85,17 +85,19 @@ class InterleavedCaptions:
         self.vocab = ["<pad>", "<image>", "this", "is", "a", "."] + NUMBER_WORDS + [str(c) for c in range(10)]
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.image = self.index["<image>"]
+        self.first_label = self.index["zero"]     # the 10 number words, then the 10 numerals
 
     def __len__(self) -> int:
         return len(self.vocab)
 
     def label_token(self, labels: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
         """The token of digit `labels` written in `styles` (0: word, 1: numeral); same shapes."""
-        return 6 + labels + 10 * styles
+        return self.first_label + labels + 10 * styles
 
     def style_of(self, tokens: torch.Tensor) -> torch.Tensor:
         """0 for a number word, 1 for a numeral, -1 for any other token."""
-        return torch.where((tokens >= 6) & (tokens < 16), 0, torch.where((tokens >= 16) & (tokens < 26), 1, -1))
+        offset = tokens - self.first_label
+        return torch.where((offset >= 0) & (offset < 20), offset // 10, -1)
 
     def captions(self, labels: torch.Tensor, styles: torch.Tensor, query: bool = False) -> torch.Tensor:
         """labels (B, M), styles (B,) -> ids (B, 6M): M captioned images; with `query` the last caption stops

@@ -69,12 +69,16 @@ class ViTEncoder(nn.Module):
                                     for _ in range(layers))
         self.ln = nn.LayerNorm(width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Every output token, (N, 1 + patches, width): what a model that reads the grid (Flamingo) takes."""
         p = self.patchify(x).flatten(2).transpose(1, 2)                    # (N, patches, width)
         h = torch.cat([self.cls.expand(len(x), -1, -1), p], 1) + self.pos  # (N, 1 + patches, width)
         for block in self.blocks:
             h = block(h)
-        return self.ln(h[:, 0])                                            # (N, width): the class token
+        return self.ln(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens(x)[:, 0]                                        # (N, width): the class token
 
 
 class CLIP(nn.Module):

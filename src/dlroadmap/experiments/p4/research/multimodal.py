@@ -178,11 +178,7 @@ class _ViTTokens(torch.nn.Module):
         self.vit = vit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.vit.patchify(x).flatten(2).transpose(1, 2)
-        h = torch.cat([self.vit.cls.expand(len(x), -1, -1), p], 1) + self.vit.pos
-        for block in self.vit.blocks:
-            h = block(h)
-        return self.vit.ln(h)                                    # (N, 1 + patches, width): every token
+        return self.vit.tokens(x)                                # (N, 1 + patches, width): every token
 
 
 def _flamingo(clip: CLIP, kind: str, data, config: MultimodalConfig, tracker: Tracker, m: dict) -> plt.Figure:
