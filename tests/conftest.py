@@ -60,3 +60,20 @@ def dlr_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra)
     return env
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first: the quick experiments go to the front, ordered by their seconds in the tour
+    (tour_seconds.json), so xdist's workers share them out at the start (Graham's LPT rule) instead of one
+    worker starting a two-minute node while the other runs out of tests."""
+    import json
+    from importlib.resources import files
+
+    seconds = json.loads(files("dlroadmap").joinpath("tour_seconds.json").read_text())["quick"]
+
+    def cost(item) -> float:
+        callspec = getattr(item, "callspec", None)
+        node = callspec.params.get("node") if callspec is not None else None
+        return seconds.get(getattr(node, "id", None), 0.0) if getattr(item, "originalname", "") == "test_quick_experiment_meets_expectations" else 0.0
+
+    items.sort(key=lambda item: -cost(item))   # stable: every other test keeps its collection order

