@@ -69,7 +69,7 @@ def main() -> None:
     # Equal wall time: MoCo gets the epochs SimCLR's time buys at MoCo's (fp32) speed.
     moco_epochs = max(1, round(config.epochs * speed["moco_fp32"] / speed["simclr_fp32"]))
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_id(node, Path(tmp), quick=not args.full, track=None, sets=[f"moco_epochs={moco_epochs}"])
+        result = run_id(node, Path(tmp), quick=not args.full, track=None, sets=[f"moco_epochs={moco_epochs}", f"small_batch_epochs={max(1, config.small_batch_epochs)}"])   # the quick preset skips batch 32
     m = result.metrics
     small = config.small_batch
     table = {
