@@ -92,3 +92,13 @@ def gpt_char(pretrained: bool = False, bundle: str | _Path | None = None, **kwar
     n_head=4, n_embd=128, dropout=0.0, bias=True.
     """
     return _load("gpt", pretrained, bundle, {}, kwargs)
+
+
+def vae(pretrained: bool = False, bundle: str | _Path | None = None, **kwargs: _Any):
+    """Variational autoencoder (Kingma & Welling 2013) in pytorch/examples' shape, 784-400-20, as p3.gen.vae trains it.
+
+    pretrained=True: weights from `bundle` (e.g. runs/p3.gen.vae). Pixels in [0, 1]; `model.sample(n)` draws
+    digits, `model.encode(x)` gives (mu, log sigma^2). Otherwise kwargs override latent=20, hidden=400,
+    pixels=784, num_classes=0 (> 0: a conditional VAE).
+    """
+    return _load("vae", pretrained, bundle, {"latent": 20, "hidden": 400}, kwargs)

@@ -23,7 +23,7 @@ from torch import nn
 
 from dlroadmap.errors import UserError
 from dlroadmap.io import atomic_path, write_json
-from dlroadmap.models.families import build
+from dlroadmap.models.families import CLASSIFIERS, build
 from dlroadmap.train.checkpoint import PICKLE_SUFFIXES, load_weights, save_weights
 
 WEIGHTS, CONFIG = "model.safetensors", "model_config.json"
@@ -60,7 +60,15 @@ class Bundle:
         model.load_state_dict(load_weights(self.weights))
         return model.eval()
 
+    def require_classifier(self) -> None:
+        """Export, serving and explanations read class scores: a generative model or a language model gets one clear line."""
+        family = self.config["family"]
+        if family not in CLASSIFIERS:
+            raise UserError(f"{self.path} holds a {family!r} model, not a classifier; export, serving and explain take "
+                            f"{', '.join(sorted(CLASSIFIERS))} models (load this one with torch.hub or build() instead)")
+
     def serving_model(self) -> "ServingModel":
+        self.require_classifier()
         pre = self.config.get("preprocessing", {})
         return ServingModel(self.build(), pre.get("mean", 0.0), pre.get("std", 1.0)).eval()
 

@@ -80,6 +80,7 @@ def explain_bundle(bundle, raw: np.ndarray, method: str, *, target: int | None =
     from dlroadmap.interpret.shapley import superpixel_shap
 
     check_method(method)
+    bundle.require_classifier()
     net = bundle.build().float()
     pre = bundle.config.get("preprocessing", {})
     mean = torch.as_tensor(pre.get("mean", 0.0), dtype=torch.float32)

@@ -51,9 +51,18 @@ def _gpt(**kw: Any) -> nn.Module:
     return GPT(GPTConfig(**kw))
 
 
+def _vae(**kw: Any) -> nn.Module:
+    from dlroadmap.models.generative.vae import VAE
+
+    return VAE(**kw)
+
+
 FAMILIES: dict[str, Callable[..., nn.Module]] = {
     "mlp": _mlp, "lenet5": _lenet5, "alexnet_small": _alexnet_small, "vgg_small": _vgg_small, "resnet_small": _resnet_small, "gpt": _gpt,
+    "vae": _vae,
 }
+# The families whose forward maps an input to class scores: the ones export and serving accept.
+CLASSIFIERS = frozenset({"mlp", "lenet5", "alexnet_small", "vgg_small", "resnet_small"})
 
 # The 28x28 CNNs that the MNIST lessons train and deploy: short name -> (family, constructor arguments
 # besides num_classes). Saved bundles record exactly these, so `build` gives the same network back.

@@ -30,6 +30,7 @@ from pydantic import Field
 
 from dlroadmap.data import TensorLoader
 from dlroadmap.data.prepare import Pixels, image_pixels
+from dlroadmap.deploy.bundle import save_bundle
 from dlroadmap.evaluate.generative import DigitJudge, image_grid, judge_and_reference, quality_bars, samples_figure
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, PositiveInt, Result
 from dlroadmap.models.generative.dcgan import GAN, optimizers, training_step
@@ -149,6 +150,12 @@ def run_vae(config: VAEConfig, tracker: Tracker) -> Result:
         **{f"cvae_{k}d_judge_accuracy": v for k, v in cvae_acc.items()}, "vae_train_seconds": train_s, "vae_samples_per_second": samples_per_s,
         "vae_parameters": float(sum(p.numel() for p in vae.parameters())),
     }
+    # The one-cycle VAE as a bundle (safetensors + family "vae"): torch.hub's `vae` entry point and the Hub layout read it.
+    bundle = save_bundle(tracker.run_dir / "model", vae, name=f"vae-{config.dataset}", family="vae",
+                         kwargs={"latent": config.latent, "hidden": config.hidden}, input_shape=[1, 28, 28], classes=[], dataset=config.dataset,
+                         preprocessing={"divide_by": 255.0, "output": "Bernoulli logits of the 784 pixels in [0, 1]"},
+                         source={"node": "p3.gen.vae", "run_dir": str(tracker.run_dir), "vae_test_loss": metrics["vae_test_loss"]})
+    plots["model"] = bundle
     return Result(metrics=metrics, artifacts={k: str(v) for k, v in plots.items()}, history=history,
                   notes=f"FLD: VAE {quality['fld']:.1f}, real digits {bounds['real train digits']['fld']:.1f}, noise {bounds['Gaussian noise']['fld']:.0f}; "
                         f"the judge is our LeNet-5 ({judge.test_accuracy:.3f} on the real test split), not Inception")
