@@ -60,10 +60,12 @@ horovod: $(HOROVOD_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dlr tour --quick --out runs/demo
 
-# pytest exits 5 when it collected no tests: treat that as a failure, loudly.
+# pytest exits 5 when it collected no tests: treat that as a failure, loudly. Tests start longest first
+# (tests/conftest.py) and --dist worksteal lets an idle worker take queued tests from the busy one: with
+# the default scheduling one worker sat idle for minutes while the other still held a queue of nodes.
 test: $(STAMP) $(TFLITE_STAMP)
 	@start=$$(date +%s); \
-	DLR_REQUIRE_TFLITE=1 $(VENV)/bin/pytest -n 2 --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	DLR_REQUIRE_TFLITE=1 $(VENV)/bin/pytest -n 2 --dist worksteal --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	echo "make test: pytest exit $$rc after $$(( $$(date +%s) - start ))s"; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
 	exit $$rc

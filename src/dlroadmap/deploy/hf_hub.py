@@ -78,14 +78,16 @@ class HubModel(nn.Module, PyTorchModelHubMixin, library_name="dlroadmap", tags=[
 
 
 def _run_metrics(bundle) -> tuple[dict[str, float], str]:
-    """The metrics and node id of the run that wrote the bundle (its result.json), if it is still there."""
-    run_dir = bundle.config.get("source", {}).get("run_dir")
+    """The metrics and node id of the run that wrote the bundle: its result.json once the run has finished,
+    else the figures the run recorded in the bundle's source when it saved the model (e.g. test_accuracy)."""
+    source = bundle.config.get("source", {})
     try:
-        result = json.loads((Path(run_dir) / "result.json").read_text()) if run_dir else {}
+        result = json.loads((Path(source["run_dir"]) / "result.json").read_text()) if source.get("run_dir") else {}
     except (OSError, ValueError):
         result = {}
-    metrics = {k: float(v) for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
-    return metrics, result.get("node") or bundle.config.get("source", {}).get("node", "?")
+    numbers = result.get("metrics") or {k: v for k, v in source.items() if k not in ("node", "run_dir")}
+    metrics = {k: float(v) for k, v in numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return metrics, result.get("node") or source.get("node", "?")
 
 
 def from_bundle(bundle) -> HubModel:
