@@ -153,8 +153,9 @@ def test_run_writes_result_and_report(cli, tmp_path):
     result = json.loads((out / "p2.fnn.backprop" / "result.json").read_text())
     assert result["config"]["hidden"] == [64] and result["config"]["epochs"] == 2
     assert len(result["history"]) == 2
-    # Two epochs of a tiny MLP may or may not reach 0.93: the exit code must say which.
-    assert code == (0 if result["passed"] else 1)
+    # Two epochs of a tiny MLP may or may not reach 0.93; a custom run verifies nothing, so either way it exits 0
+    # (a DVC stage or a script with its own settings must not stop on a threshold meant for the presets).
+    assert code == 0 and result["preset"] == "custom"
     assert (out / "report.html").is_file()
     code, show_out, _ = cli("show", "p2.fnn.backprop", "--out", str(out))
     assert "last result" in show_out and ("passed" in show_out or "FAILED" in show_out)
