@@ -79,3 +79,22 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     except OSError as e:
         raise UserError(f"cannot write to output folder {path} ({e.strerror or e}); pass a writable --out DIR") from None
     return path
+
+
+def checkout_root(needs: str) -> Path:
+    """The repository checkout this package runs from (src layout: <root>/src/dlroadmap), for the nodes that read
+    files which live beside the package rather than in it (hubconf.py, Dockerfile). `needs` names that file."""
+    from dlroadmap.errors import UserError
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / needs).is_file():
+        raise UserError(f"no {needs} in {root}: it lives in a checkout of the repository; run this from one "
+                        "(git clone ...; pip install -e .)")
+    return root
+
+
+def podman_available() -> bool:
+    """Whether a container engine (podman) is on PATH: the container checks run only where one is."""
+    import shutil
+
+    return shutil.which("podman") is not None

@@ -79,7 +79,7 @@ class Expectation:
 
 
 # Optional parts of the environment that some expectations need: name -> "module:function" returning truthy when present.
-CONDITIONS = {"tflite": "dlroadmap.deploy.export:tflite_python"}
+CONDITIONS = {"tflite": "dlroadmap.deploy.export:tflite_python", "podman": "dlroadmap.io:podman_available"}
 
 
 def condition_holds(name: str) -> bool:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import matplotlib.pyplot as plt
@@ -24,6 +23,7 @@ from dlroadmap.data import classification_tensors, load
 from dlroadmap.deploy.bundle import find_bundle, save_trained
 from dlroadmap.errors import UserError
 from dlroadmap.evaluate.metrics import accuracy
+from dlroadmap.io import checkout_root
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.models.families import build, small_cnn
 from dlroadmap.train import Tracker, seed_everything
@@ -133,21 +133,10 @@ def run_huggingface(config: Config, tracker: Tracker) -> Result:
 # --- tools.hub.pytorch_hub ------------------------------------------------------------------------------
 
 
-def checkout_root() -> Path:
-    """The repository whose hubconf.py torch.hub reads: the checkout this package runs from (src layout)."""
-    import dlroadmap
-
-    root = Path(dlroadmap.__file__).resolve().parents[2]
-    if not (root / "hubconf.py").is_file():
-        raise UserError(f"no hubconf.py in {root}: torch.hub reads it from a checkout of the repository; run this node from one "
-                        "(git clone ...; pip install -e .)")
-    return root
-
-
 def run_pytorch_hub(config: Config, tracker: Tracker) -> Result:
     import importlib.util
 
-    root = checkout_root()
+    root = checkout_root("hubconf.py")
     model, data, bundle, history = _train(config, tracker, "lenet5")
     loaded = torch.hub.load(str(root), "lenet5", source="local", pretrained=True, bundle=tracker.run_dir)
     metrics = _compare(model, loaded, data)

@@ -1,4 +1,4 @@
-"""Recommended Tools, MLOps: MLflow and DVC.
+"""Recommended Tools, MLOps: MLflow, DVC and Docker.
 
   tools.mlops.mlflow  the same small MLP as the tracking nodes (train/tracking.py: demo_run) logged
                       to MLflow only, then read back with MlflowClient on the sqlite store: the run,
@@ -9,6 +9,12 @@
                       reruns only train -> export -> evaluate, and `dvc params diff` / `dvc metrics diff` report
                       the change; push/pull to a local remote restore every output byte for byte. The exported
                       ONNX model scores the same test split as the run.
+  tools.mlops.docker  the repository's Dockerfile and compose.yaml read by parsers (dockerfile-parse, YAML), not
+                      grepped: a pinned base, a multi-stage build, a non-root user, a healthcheck, the exposed
+                      port the server listens on, no secret in any layer, ports published on the loopback only,
+                      models mounted read-only. With podman present and `build` set (the full preset), the image
+                      is built and run by `make container-test` (a prediction checked against ONNX Runtime on
+                      the host, the compose pair with MLflow); without, the node says that part did not run.
 """
 
 from __future__ import annotations
@@ -149,3 +155,43 @@ def run_dvc(config: DVCConfig, tracker: Tracker) -> Result:
 
 
 dvc = Experiment(DVCConfig, run_dvc)
+
+
+# --- tools.mlops.docker -------------------------------------------------------------------------------
+
+class DockerConfig(ExperimentConfig):
+    build: bool = Field(True, description="with podman present: build and run the image (make container-test, ~6 min)")
+
+    QUICK: ClassVar[dict] = {"build": False}
+
+
+def run_docker(config: DockerConfig, tracker: Tracker) -> Result:
+    import subprocess
+
+    from dlroadmap.deploy.container_checks import compose_checks, dockerfile_checks
+    from dlroadmap.io import checkout_root, podman_available
+
+    root = checkout_root("Dockerfile")
+    metrics = dockerfile_checks((root / "Dockerfile").read_text()) | compose_checks((root / "compose.yaml").read_text())
+    podman = podman_available()
+    if config.build and podman:
+        proc = subprocess.run(["make", "container-test"], cwd=root, capture_output=True, text=True, timeout=3600)
+        log = tracker.run_dir / "container-test.log"
+        log.write_text(proc.stdout + proc.stderr)
+        metrics["container_test_passed"] = float(proc.returncode == 0)
+        ran = f"built and ran the image (make container-test, exit {proc.returncode}; log: {log})"
+    else:
+        ran = ("parsed only: " + ("the quick preset does not build (6 min); `dlr run tools.mlops.docker` or `make container-test` does"
+                                  if podman else "podman is not installed here, so the image was not built or run"))
+    labels = [k for k in metrics if k != "compose_services"]
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    good = [metrics[k] == 0 if k == "secrets_in_layers" else metrics[k] >= 1 for k in labels]
+    ax.barh(labels, [1] * len(labels), color=["tab:green" if g else "tab:red" for g in good])
+    ax.set_xticks([])
+    ax.set_title("Dockerfile and compose.yaml, as parsed (green: as a serving image should be)", fontsize=9)
+    fig.tight_layout()
+    plot = tracker.log_figure(fig, "docker_checks")
+    return Result(metrics=metrics, artifacts={"docker_checks": str(plot)}, notes=ran)
+
+
+docker = Experiment(DockerConfig, run_docker)
