@@ -292,3 +292,18 @@ def test_core_without_http(model_dir, digits):
         assert core.authorized("/v1/models/x", {}) is True
     finally:
         core.close()
+
+
+def test_onnx_serving_needs_neither_torch_nor_mlflow(model_dir, digits, tmp_path):
+    """What the slim image relies on: `dlr serve` with ONNX Runtime answers correctly where importing torch,
+    MLflow or Flask fails (stub modules that raise ImportError stand first on the path)."""
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    for name in ("torch", "mlflow", "flask"):
+        (blocked / f"{name}.py").write_text(f"raise ImportError('{name} is not installed (simulated slim image)')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(blocked), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    x, ref = digits
+    with serving(model_dir, env=env) as url:
+        r = v1(url, {"instances": x.tolist()})
+    assert r.status_code == 200, r.text
+    assert np.abs(np.array(r.json()["predictions"]) - ref).max() < 1e-5

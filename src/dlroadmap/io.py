@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+# File types that hold Python pickles (torch.save, joblib): loading one can run arbitrary code, so nothing here reads
+# them. Kept here, free of torch, because the model server checks folders with it and may run without torch.
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."""

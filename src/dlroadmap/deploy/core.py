@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dlroadmap.errors import UserError
-from dlroadmap.train.checkpoint import PICKLE_SUFFIXES
+from dlroadmap.io import PICKLE_SUFFIXES
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 BACKENDS = ("onnxruntime", "torch")
@@ -82,7 +82,7 @@ class Runner:
     """One loaded model: float32 array (n, *input_shape) -> probabilities (n, classes)."""
 
     def __init__(self, model_dir: Path, backend: str, threads: int = 0):
-        from dlroadmap.deploy.export import FILES, read_card
+        from dlroadmap.deploy.runtime import FILES, read_card
 
         self.card = read_card(model_dir)
         self.backend = backend
@@ -93,7 +93,7 @@ class Runner:
             if not path.is_file():
                 raise UserError(f"{model_dir} has no {FILES['onnx']}; run `dlr export ... --format onnx --out {model_dir}` or serve with --backend torch")
             self._verify(path, self.card.get("files", {}).get("onnx", {}).get("sha256"))
-            from dlroadmap.deploy.export import onnx_session
+            from dlroadmap.deploy.runtime import onnx_session
 
             self.session = onnx_session(path, threads)
             self.input_name = self.session.get_inputs()[0].name
@@ -198,7 +198,7 @@ class Model:
 
 def discover(root: Path) -> dict[str, Path]:
     """A model folder (it has model_card.json), or a folder of model folders (TF Serving's model base path)."""
-    from dlroadmap.deploy.export import CARD, read_card
+    from dlroadmap.deploy.runtime import CARD, read_card
 
     root = Path(root)
     if not root.is_dir():

@@ -19,7 +19,6 @@ sha256 and parity figures of every exported file. `dlr serve` reads that folder.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -34,12 +33,11 @@ import numpy as np
 import torch
 
 from dlroadmap.deploy.bundle import CONFIG, WEIGHTS, Bundle
+from dlroadmap.deploy.runtime import CARD, FILES, onnx_session, read_card, run_onnx  # noqa: F401  (also imported from here)
 from dlroadmap.errors import UserError
 from dlroadmap.io import atomic_path, file_hash, write_json
 
 FORMATS = ("onnx", "torchscript", "tflite")
-FILES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "tflite": "model.tflite"}
-CARD = "model_card.json"
 # float32 kernels differ between runtimes (operation order, fused ops): 1e-5 on probabilities in [0, 1].
 TOLERANCE = {"onnx": 1e-5, "torchscript": 1e-6, "tflite": 1e-4}
 # Probabilities hide what happens to unlikely classes (1e-9 vs 2e-9 is a difference of 1e-9), so log-probabilities,
@@ -109,21 +107,6 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> No
         proto.producer_name = "dlroadmap"
         onnx.save(proto, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)  # the file as shipped
-
-
-def onnx_session(path: str | Path, threads: int = 0):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
-    sess = onnx_session(path)
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
 # --- TorchScript ---------------------------------------------------------------------------------
@@ -255,9 +238,3 @@ def model_card(bundle: Bundle, files: dict[str, Any], name: str) -> dict[str, An
     }
 
 
-def read_card(model_dir: str | Path) -> dict[str, Any]:
-    path = Path(model_dir) / CARD
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path} ({e}); export a model with `dlr export RUN --out DIR` first") from None

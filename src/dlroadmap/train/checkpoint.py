@@ -26,10 +26,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dlroadmap.errors import CheckpointError
-from dlroadmap.io import file_hash, write_json, write_text
+from dlroadmap.io import PICKLE_SUFFIXES, file_hash, write_json, write_text  # noqa: F401  (PICKLE_SUFFIXES: also read from here)
 
 MODEL_FILE, STATE_FILE, META_FILE, LATEST = "model.safetensors", "state.pt", "meta.json", "latest"
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib")
 
 
 def sha256(path: Path) -> str:
