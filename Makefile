@@ -13,9 +13,10 @@ HOROVOD_VENV ?= .venv-horovod
 HOROVOD_STAMP := $(HOROVOD_VENV)/.installed-stamp
 
 IMAGE ?= dlroadmap-serve:latest
+SLIM_IMAGE ?= dlroadmap-serve-slim:latest
 BASE_IMAGE ?= localhost/dlr-base:bookworm
 
-.PHONY: demo test bench install tflite horovod image container-test verify-full verify-seeds clean help
+.PHONY: demo test bench install tflite horovod image image-slim container-test verify-full verify-seeds clean help
 
 help:
 	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
@@ -26,7 +27,8 @@ help:
 	@echo "make tflite - create .venv-tflite with litert-torch, for 'dlr export --format tflite'"
 	@echo "make horovod - build Horovod 0.28.1 (with its C++17 fix) into .venv-horovod, for the distributed node (~2.5 min)"
 	@echo "make image  - build the model-server image with podman (Dockerfile; offline base + wheelhouse)"
-	@echo "make container-test - make image, then run it and compose.yaml on 127.0.0.1 (docker/container_test.py)"
+	@echo "make image-slim - the slim serving image: ONNX Runtime only, no torch or MLflow (docker/Dockerfile.slim)"
+	@echo "make container-test - make image and image-slim, then run both and compose.yaml on 127.0.0.1 (docker/container_test.py)"
 	@echo "make clean  - remove .venv, runs/ and caches"
 
 # torch is installed first from the pinned CPU build so nothing else pulls a CUDA build.
@@ -95,9 +97,16 @@ image: $(STAMP)
 	podman build --format docker --quiet --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_EXTRA=--no-index -t $(IMAGE) .
 	podman image prune -f >/dev/null
 
+# The slim image (ONNX Runtime only, no torch or MLflow): the same base, its own requirements, docker/Dockerfile.slim.
+image-slim: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
+image-slim: image
+	$(PY) -m pip download --quiet --disable-pip-version-check -c constraints.txt -d docker/wheelhouse -r docker/requirements-serve-slim.txt setuptools wheel
+	podman build --format docker --quiet -f docker/Dockerfile.slim --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_EXTRA=--no-index -t $(SLIM_IMAGE) .
+	podman image prune -f >/dev/null
+
 container-test: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
-container-test: image
-	$(PY) docker/container_test.py --image $(IMAGE)
+container-test: image image-slim
+	$(PY) docker/container_test.py --image $(IMAGE) --slim-image $(SLIM_IMAGE)
 
 clean:
 	rm -rf $(VENV) $(TFLITE_VENV) $(HOROVOD_VENV) runs .pytest_cache benchmarks/results

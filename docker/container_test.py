@@ -2,7 +2,8 @@
 
 1. The image: `podman run` the model server on 127.0.0.1 with an exported CNN mounted read-only,
    wait for /readyz, check a prediction against ONNX Runtime on the host, run the image's
-   HEALTHCHECK, check the process is not root, stop it.
+   HEALTHCHECK, check the process is not root, stop it. The slim image (--slim-image): the same, plus its
+   size (<= 400 MB) and that torch and MLflow cannot be imported in it.
 2. compose.yaml: `podman-compose up` the model server and the MLflow server, get a prediction and
    MLflow's /health, register the model in that MLflow server over HTTP, serve it on the host
    from `models:/...` through the server, then `podman-compose down`.
@@ -85,6 +86,27 @@ def test_image(engine: str, image: str, models: Path, name: str, x: np.ndarray, 
         sh(engine, "rm", "-f", cname, check=False)
 
 
+def size_of(engine: str, image: str) -> float:
+    """An image's size in MB as the engine reports it."""
+    return int(sh(engine, "image", "inspect", "--format", "{{.Size}}", image).stdout.strip()) / 1e6
+
+
+SLIM_MAX_MB = 400   # the slim image's size budget (the full image, with torch and MLflow, is ~2 GB)
+
+
+def test_slim_image(engine: str, image: str, models: Path, name: str, x: np.ndarray, ref: np.ndarray) -> None:
+    """The slim image: the same checks as the full one, plus its size and that torch and MLflow are absent."""
+    size_mb = size_of(engine, image)
+    print(f"slim image: {image}, {size_mb:.0f} MB")
+    if size_mb > SLIM_MAX_MB:
+        raise SystemExit(f"container test: the slim image is {size_mb:.0f} MB, over its {SLIM_MAX_MB} MB budget")
+    for module in ("torch", "mlflow"):
+        if sh(engine, "run", "--rm", "--entrypoint", "python3", image, "-c", f"import {module}", check=False).returncode == 0:
+            raise SystemExit(f"container test: {module} is importable in the slim image")
+    print("  torch and mlflow are not installed")
+    test_image(engine, image, models, name, x, ref)
+
+
 def test_compose(compose: list[str], models: Path, name: str, x: np.ndarray, ref: np.ndarray) -> None:
     port, mlflow_port = free_port(), free_port()
     env = {"DLR_MODEL_DIR": str(models), "DLR_PORT": str(port), "MLFLOW_PORT": str(mlflow_port), "DLR_API_KEY": ""}
@@ -113,6 +135,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", default="dlroadmap-serve:latest")
     ap.add_argument("--engine", default="podman")
+    ap.add_argument("--slim-image", default=None, help="also check the slim image (ONNX Runtime only): size, no torch, the same API")
     ap.add_argument("--skip-compose", action="store_true")
     args = ap.parse_args()
     t0 = time.time()
@@ -121,6 +144,10 @@ def main() -> int:
         models = Path(tmp) / "models"
         name, x, ref = make_model(models)
         test_image(args.engine, args.image, models, name, x, ref)
+        if args.slim_image:
+            test_slim_image(args.engine, args.slim_image, models, name, x, ref)
+            full_mb = size_of(args.engine, args.image)
+            print(f"  image sizes: {args.image} {full_mb:.0f} MB, {args.slim_image} (slim) smaller by {full_mb / max(1.0, size_of(args.engine, args.slim_image)):.1f}x")
         if not args.skip_compose:
             compose = [c for c in (["podman-compose"], ["docker", "compose"]) if shutil.which(c[0])]
             if not compose:

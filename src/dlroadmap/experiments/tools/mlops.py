@@ -173,6 +173,9 @@ def run_docker(config: DockerConfig, tracker: Tracker) -> Result:
 
     root = checkout_root("Dockerfile")
     metrics = dockerfile_checks((root / "Dockerfile").read_text()) | compose_checks((root / "compose.yaml").read_text())
+    # The slim image (ONNX Runtime only) must pass the same Dockerfile checks.
+    slim = dockerfile_checks((root / "docker" / "Dockerfile.slim").read_text())
+    metrics["slim_checks_failed"] = float(sum(v != 0 if k == "secrets_in_layers" else v < 1 for k, v in slim.items()))
     podman = podman_available()
     if config.build and podman:
         proc = subprocess.run(["make", "container-test"], cwd=root, capture_output=True, text=True, timeout=3600)
@@ -183,7 +186,7 @@ def run_docker(config: DockerConfig, tracker: Tracker) -> Result:
     else:
         ran = ("parsed only: " + ("the quick preset does not build (6 min); `dlr run tools.mlops.docker` or `make container-test` does"
                                   if podman else "podman is not installed here, so the image was not built or run"))
-    labels = [k for k in metrics if k != "compose_services"]
+    labels = [k for k in metrics if k not in ("compose_services", "slim_checks_failed")]
     fig, ax = plt.subplots(figsize=(6.5, 3.2))
     good = [metrics[k] == 0 if k == "secrets_in_layers" else metrics[k] >= 1 for k in labels]
     ax.barh(labels, [1] * len(labels), color=["tab:green" if g else "tab:red" for g in good])
