@@ -23,7 +23,7 @@ def test_init_writes_a_pipeline_whose_stages_chain(tmp_path):
     # each stage's inputs are another stage's outputs (or params): the DAG DVC builds
     assert set(stages["export"]["deps"]) <= outs["train"]
     assert set(stages["evaluate"]["deps"]) <= outs["export"] | outs["prepare"]
-    assert stages["prepare"]["params"] == ["config.seed"] and stages["train"]["params"] == ["config"]
+    assert stages["prepare"]["params"] == ["config.dataset", "config.seed"] and stages["train"]["params"] == ["config"]
     params = yaml.safe_load((tmp_path / "params.yaml").read_text())
     from dlroadmap.runner import make_config
 
@@ -39,7 +39,7 @@ def test_run_params_file_is_the_preset_it_was_written_from(cli, tmp_path):
     from dlroadmap.runner import make_config, preset_of
 
     cls = load().get("p2.fnn.backprop").load_experiment().Config
-    _, params = pipeline("p2.fnn.backprop", make_config(cls, quick=True).model_dump(mode="json"), "mnist5k")
+    _, params = pipeline("p2.fnn.backprop", make_config(cls, quick=True).model_dump(mode="json"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     sets = params_file_sets(tmp_path / "params.yaml")
     assert preset_of(make_config(cls, quick=True, sets=sets), True) == "quick"

@@ -28,8 +28,8 @@ from typing import Any
 from dlroadmap.errors import UserError
 from dlroadmap.io import write_json, write_text
 
-# Nodes whose experiment trains a deployable classifier and saves it as <run>/model: the pipeline's train stage.
-TRAINS_A_MODEL = {"p2.fnn.backprop": "mnist5k", "tools.hub.huggingface": "mnist5k"}
+# Nodes whose experiment trains a deployable classifier on `config.dataset` and saves it as <run>/model.
+TRAINS_A_MODEL = ("p2.fnn.backprop", "tools.hub.huggingface")
 
 
 def _yaml(obj: Any) -> str:
@@ -38,14 +38,14 @@ def _yaml(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
 
 
-def pipeline(node_id: str, config: dict[str, Any], dataset: str, *, quick: bool = True, fmt: str = "onnx") -> tuple[dict, dict]:
+def pipeline(node_id: str, config: dict[str, Any], *, quick: bool = True, fmt: str = "onnx") -> tuple[dict, dict]:
     """(dvc.yaml, params.yaml) as dicts for `node_id` trained with `config` (its quick or full preset: the run
     verifies the node while params.yaml holds that preset, and is 'custom' once a value is changed)."""
     model_dir = f"models/{node_id}"
     stages = {
         "prepare": {
-            "cmd": f"dlr dvc prepare {dataset} --seed ${{config.seed}} --out data/test.npz",
-            "params": ["config.seed"],                         # the split depends on the seed, nothing else
+            "cmd": "dlr dvc prepare ${config.dataset} --seed ${config.seed} --out data/test.npz",
+            "params": ["config.dataset", "config.seed"],       # the split depends on these, nothing else
             "outs": ["data/test.npz"],
         },
         "train": {
@@ -79,7 +79,7 @@ def init(node, folder: str | os.PathLike, *, quick: bool = True, fmt: str = "onn
     if not (folder / ".git").exists():
         raise UserError(f"{folder} is not a git repository: run `git init` there first (DVC versions data beside git)")
     config = make_config(node.load_experiment().Config, quick=quick).model_dump(mode="json")
-    dvc_yaml, params = pipeline(node.id, config, TRAINS_A_MODEL[node.id], quick=quick, fmt=fmt)
+    dvc_yaml, params = pipeline(node.id, config, quick=quick, fmt=fmt)
     written = [write_text(folder / "dvc.yaml", _yaml(dvc_yaml)), write_text(folder / "params.yaml", _yaml(params))]
     if not (folder / ".dvc").is_dir():
         dvc(folder, "init", "-q")

@@ -116,7 +116,7 @@ def run_dvc(config: DVCConfig, tracker: Tracker) -> Result:
     git("commit", "-qm", "first training")
 
     # 2. An experiment with a new learning rate (`dvc exp run --set-param`): train, export and evaluate rerun;
-    #    prepare, which reads only config.seed, does not. Then what `dvc params diff` and `dvc metrics diff`
+    #    prepare, which reads only config.dataset and config.seed, does not. Then what `dvc params diff` and `dvc metrics diff`
     #    report against the commit.
     second = _ran(dvc(project, "exp", "run", "--set-param", f"config.lr={config.new_lr}"))
     metrics["stages_rerun_after_lr_change"] = float(len(second))
