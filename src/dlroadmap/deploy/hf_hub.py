@@ -25,6 +25,7 @@ from torch import nn
 
 from dlroadmap.errors import UserError
 from dlroadmap.models.families import build
+from dlroadmap.train.checkpoint import load_weights
 
 CARD = """
 ---
@@ -94,7 +95,7 @@ def from_bundle(bundle) -> HubModel:
     """A bundle from `dlr run` (family + kwargs + safetensors) as a HubModel with the same weights."""
     c = bundle.config
     model = HubModel(c["family"], c.get("kwargs", {}), c["input_shape"], c["classes"], c.get("preprocessing", {}), c.get("dataset"), c["name"])
-    model.net.load_state_dict(bundle.build().state_dict())
+    model.net.load_state_dict(load_weights(bundle.weights))    # the bundle's safetensors straight in (no second network)
     return model.eval()
 
 
