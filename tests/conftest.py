@@ -63,17 +63,24 @@ def dlr_env(**extra: str) -> dict[str, str]:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Longest first: the quick experiments go to the front, ordered by their seconds in the tour
-    (tour_seconds.json), so xdist's workers share them out at the start (Graham's LPT rule) instead of one
-    worker starting a two-minute node while the other runs out of tests."""
+    """Longest first: the notebooks (every node's quick run) go to the front, ordered by their nodes' seconds in
+    the tour (tour_seconds.json), so xdist's workers share them out at the start (Graham's LPT rule) instead of
+    one worker starting a five-minute notebook while the other runs out of tests."""
     import json
     from importlib.resources import files
 
     seconds = json.loads(files("dlroadmap").joinpath("tour_seconds.json").read_text())["quick"]
 
+    from dlroadmap.notebooks import NOTEBOOKS
+
+    phase_of = {name: phase for phase, name in NOTEBOOKS.items()}
+
     def cost(item) -> float:
+        """A notebook's test costs the tour seconds of its phase's nodes."""
         callspec = getattr(item, "callspec", None)
-        node = callspec.params.get("node") if callspec is not None else None
-        return seconds.get(getattr(node, "id", None), 0.0) if getattr(item, "originalname", "") == "test_quick_experiment_meets_expectations" else 0.0
+        if getattr(item, "originalname", "") != "test_notebook_runs_every_node" or callspec is None:
+            return 0.0
+        phase = phase_of[callspec.params["name"]]
+        return sum(s for node_id, s in seconds.items() if node_id.split(".")[0] == phase)
 
     items.sort(key=lambda item: -cost(item))   # stable: every other test keeps its collection order
