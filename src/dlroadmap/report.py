@@ -86,7 +86,8 @@ def render(out: Path) -> str:
     for s in statuses.values():
         counts[s] = counts.get(s, 0) + 1
     parts.append(f"<header><h1>dlroadmap report</h1><div>Deep Learning Roadmap: {len(roadmap.nodes)} nodes &middot; "
-                 + " &middot; ".join(f"{counts.get(s, 0)} {s}" for s in COLORS) + f" &middot; generated {now} by dlroadmap {__version__}</div></header><main>")
+                 + " &middot; ".join(f"{counts.get(s, 0)} {s}" for s in COLORS) + f" &middot; generated {now} by dlroadmap {__version__}"
+                 + ' &middot; <a style="color:#9cf" href="papers.html">the papers behind the code</a></div></header><main>')
     parts.append('<p class=legend>' + "".join(f'<span><i class=sw style="background:{c}"></i>{s}</span>' for s, c in COLORS.items()) + "</p>")
 
     # The roadmap: phases > topics > bullets, each bullet coloured by status.
@@ -147,6 +148,36 @@ def render(out: Path) -> str:
     return "\n".join(parts)
 
 
+def render_papers(out: Path) -> str:
+    """papers.html: every paper the nodes cite, the code lines that compute its equations, and the citing nodes' results."""
+    from dlroadmap.papers import bibliography, citations, markers
+
+    roadmap, results, cites, marks = registry.load(), collect(out), citations().by_key, markers()
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>dlroadmap papers</title><style>{CSS}</style></head><body>",
+             f"<header><h1>The papers behind the code</h1><div>{len(bibliography())} entries of references.bib &middot; "
+             '<a style="color:#9cf" href="report.html">back to the report</a></div></header><main>',
+             "<p>Each paper: the nodes that cite it (coloured by their latest run here) and every line of <code>src/dlroadmap/</code> "
+             "that marks one of its equations (<code>dlr paper KEY</code> prints the same).</p>"]
+    for p in sorted(bibliography().values(), key=lambda p: (p.year, p.key)):
+        link = f"https://arxiv.org/abs/{p.arxiv}" if p.arxiv else p.url
+        title = f'<a href="{_esc(link)}">{_esc(p.title)}</a>' if link else _esc(p.title)
+        parts.append(f'<section class=run id="{_esc(p.key)}"><h3>{title}</h3><div>{_esc(p.short)} &middot; {_esc(p.venue)}'
+                     f"{' &middot; arXiv:' + _esc(p.arxiv) if p.arxiv else ''} &middot; <code>@{_esc(p.key)}</code></div>")
+        nodes = []
+        for node_id, note in cites.get(p.key, []):
+            node, r = roadmap.get(node_id), results.get(node_id)
+            st = "failed" if r is not None and r.get("error") else registry.status_from(node, r)
+            nodes.append(f'<a class=node style="display:inline-block;background:{COLORS[st]}" href="report.html#{_esc(node_id)}">'
+                         f"{_esc(node.title)} <small>{_esc(node_id)}</small></a>" + (f" <small>{_esc(note)}</small>" if note else ""))
+        parts.append("<div>cited by: " + " ".join(nodes) + "</div>")
+        rows = [f"<tr><td><code>{_esc(m.file)}:{m.line}</code></td><td><code>{_esc(m.owner)}</code></td><td>{_esc(m.text)}</td></tr>"
+                for m in marks.get(p.key, []) if m.owner]
+        parts.append("<table><tr><th>where</th><th>in</th><th>what it computes</th></tr>" + "".join(rows) + "</table></section>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
+
+
 def write_report(out: str | Path) -> Path:
     out = Path(out)
+    write_text(out / "papers.html", render_papers(out))
     return write_text(out / "report.html", render(out))

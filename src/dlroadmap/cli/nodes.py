@@ -106,7 +106,14 @@ def show(node_id: str = typer.Argument(..., help="node id, e.g. p2.fnn.backprop"
     c.print("[bold]expect:[/] " + (", ".join(map(str, node.expect)) or "(none declared)"))
     c.print("[bold]refs:[/]" + ("" if node.refs else " (none)"))
     for r in node.refs:
-        c.print(f"  {r}")
+        if r.startswith("@"):   # a citation of references.bib: the paper, then what of it the node uses
+            from dlroadmap.papers import bibliography
+
+            key, _, note = r[1:].partition(":")
+            paper = bibliography().get(key)
+            c.print(f"  {paper.cite() if paper else r}" + (f" ({note.strip()})" if note else "") + f"  [dim]dlr paper {key}[/]", highlight=False)
+        else:
+            c.print(f"  {r}")
     if res is None:
         c.print(f"[bold]last result:[/] none in {out}")
     else:

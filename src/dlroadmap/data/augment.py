@@ -74,6 +74,7 @@ def random_erasing(images: torch.Tensor, generator: torch.Generator | None = Non
                    scale: tuple[float, float] = (0.02, 0.15), ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:
     """With probability p per image, set a random rectangle covering `scale` of the area to 0
     (Zhong et al. 2017, arXiv:1708.04896)."""
+    # random erasing (Algorithm 1), @zhong2020erasing
     n, _, height, width = images.shape
     area = _uniform(n, *scale, generator) * height * width
     aspect = torch.exp(_uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator))

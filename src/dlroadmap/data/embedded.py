@@ -73,6 +73,7 @@ def text_corpus() -> str:
 def polarity() -> tuple[list[str], list[int]]:
     """200 labelled sentences (Pang & Lee movie reviews, 100 negative then 100 positive) from gensim's test
     data: '__label__neg text' per line, lower-cased and tokenised. Labels: 0 negative, 1 positive."""
+    # the sentence polarity data, @pang2005seeing
     from gensim.test.utils import datapath
 
     texts, labels = [], []

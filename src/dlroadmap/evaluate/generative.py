@@ -56,6 +56,7 @@ def frechet_distance(mu1: torch.Tensor, s1: torch.Tensor, mu2: torch.Tensor, s2:
     S_1 S_2 is not symmetric, but it is similar to the symmetric PSD matrix R S_2 R with R = S_1^(1/2)
     (S_1 S_2 = R (R S_2 R) R^-1), so both have the same eigenvalues and
     Tr (S_1 S_2)^(1/2) = sum of sqrt(eigenvalues of R S_2 R): no complex arithmetic needed."""
+    # the Frechet distance of two Gaussians: |mu1 - mu2|^2 + Tr(C1 + C2 - 2 (C1 C2)^(1/2)), @heusel2017fid
     r = sqrtm_psd(s1)
     tr_covmean = torch.linalg.eigvalsh(r @ s2 @ r).clamp_min(0).sqrt().sum()
     return float((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * tr_covmean)
@@ -63,6 +64,7 @@ def frechet_distance(mu1: torch.Tensor, s1: torch.Tensor, mu2: torch.Tensor, s2:
 
 def classifier_score(probs: torch.Tensor, splits: int = 10) -> tuple[float, float]:
     """exp(E_x KL(p(y|x) || p(y))) over `splits` equal chunks (the Inception Score protocol): (mean, std)."""
+    # the Inception Score: exp(E_x KL(p(y|x) || p(y))), @salimans2016improved
     scores = []
     for chunk in probs.double().chunk(splits):
         p_y = chunk.mean(0, keepdim=True)                                             # marginal p(y) of the chunk

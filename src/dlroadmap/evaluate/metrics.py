@@ -105,6 +105,7 @@ def _pooled_counts(y_true, y_pred, average: str | None, pos_label) -> tuple[np.n
 
 def precision_recall_f1(y_true, y_pred, average: str | None = "binary", pos_label=1) -> tuple:
     """(precision, recall, f1) with average in binary | macro | micro | weighted | None (per class)."""
+    # macro averaging (per class, then the mean) and micro averaging (pooled counts), @sokolova2009systematic
     tp, fp, fn, support = _pooled_counts(y_true, y_pred, average, pos_label)
     p = _divide(tp, tp + fp, "precision")
     r = _divide(tp, tp + fn, "recall")
@@ -146,6 +147,7 @@ def _threshold_counts(y_true, scores, pos_label=1) -> tuple[np.ndarray, np.ndarr
 
 def roc_curve(y_true, scores, pos_label=1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) at every distinct score; the first threshold is +inf (nothing predicted positive)."""
+    # ROC points from one pass over the scores sorted once (Algorithm 1), @fawcett2006roc
     fps, tps, thr = _threshold_counts(y_true, scores, pos_label)
     fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
     thr = np.r_[np.inf, thr]
@@ -185,6 +187,7 @@ def roc_auc_score(y_true, scores, average: str = "macro") -> float:
             return float("nan")
         fpr, tpr, _ = roc_curve(y, s.ravel())
         return auc(fpr, tpr)
+    # multi-class AUC: Hand & Till average over pairs of classes; this is the one-vs-rest form (sklearn's default), @hand2001auc
     k = s.shape[1]
     if len(np.unique(y)) != k:
         raise ValueError(f"one-vs-rest ROC AUC needs every class present in y_true: found {len(np.unique(y))} of {k}")

@@ -31,6 +31,7 @@ def knn_predict(train_features: torch.Tensor, train_labels: torch.Tensor, test_f
                 k: int = 200, temperature: float | None = 0.1, batch: int = 1000) -> torch.Tensor:
     """Predicted labels (M,) by a k-nearest-neighbour vote under cosine similarity. `temperature` None:
     one plain vote per neighbour (ties go to the smallest label, as in scikit-learn)."""
+    # the weighted kNN monitor: votes weighted by exp(similarity / T), @wu2018unsupervised
     k = min(k, len(train_features))
     bank = F.normalize(train_features, dim=1)                            # (N, d)
     preds = []

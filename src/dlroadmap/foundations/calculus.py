@@ -22,6 +22,7 @@ Fn = Callable[[np.ndarray], np.ndarray]
 
 def derivative(f: Callable[[float], float], x: float, h: float = 1e-5, method: str = "central") -> float:
     """df/dx at x by finite differences: central (O(h^2)), forward or backward (O(h))."""
+    # forward and central differences, sec. 8.1, @nocedal2006numerical
     if method == "central":
         return (f(x + h) - f(x - h)) / (2 * h)
     if method == "forward":
@@ -110,6 +111,7 @@ def chain_rule_jacobians(W: np.ndarray, b: np.ndarray, x: np.ndarray) -> dict[st
 
 def rosenbrock(p: np.ndarray, a: float = 1.0, b: float = 100.0) -> float:
     """f(x, y) = (a - x)^2 + b (y - x^2)^2: a curved valley, minimum at (a, a^2)."""
+    # f(x, y) = (1 - x)^2 + 100 (y - x^2)^2, @rosenbrock1960automatic
     x, y = p
     return float((a - x) ** 2 + b * (y - x**2) ** 2)
 

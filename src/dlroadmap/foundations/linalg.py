@@ -25,6 +25,7 @@ import numpy as np
 def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy/PyTorch broadcasting rule, written out: align shapes on the right; each axis must
     be equal or 1 (the 1 stretches); missing leading axes count as 1."""
+    # broadcasting, ch. 2 (sec. 2.1), @goodfellow2016dl
     ndim = max(len(s) for s in shapes)
     out = []
     for axis in range(ndim):
@@ -37,6 +38,7 @@ def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 def strides_for(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """Row-major (C order) strides: the last axis is contiguous, each earlier one jumps a whole row."""
+    # strides: the bytes to step along each axis, @vanderwalt2011numpy
     strides, step = [], itemsize
     for size in reversed(shape):
         strides.append(step)
@@ -110,6 +112,7 @@ def matmul_blocked(A: np.ndarray, B: np.ndarray, block: int = 64) -> np.ndarray:
     """Cache blocking: multiply tile by tile so each tile of A, B and C stays in cache while it is
     reused. The tile product is written as rank-1 updates (one column of A times one row of B,
     vectorised over the tile), so no BLAS GEMM is called."""
+    # blocking so each tile of A and B is reused from cache, @goto2008anatomy
     n, m = A.shape
     p = B.shape[1]
     C = np.zeros((n, p), dtype=np.result_type(A, B))
@@ -192,6 +195,7 @@ def householder_qr(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _wilkinson_shift(a: complex, b: complex, c: complex, d: complex) -> complex:
     """The eigenvalue of the trailing 2x2 block [[a, b], [c, d]] closer to d."""
+    # the Wilkinson shift of the symmetric QR algorithm (sec. 8.3), @golub2013matrix
     tr, det = a + d, a * d - b * c
     disc = np.sqrt(complex(tr * tr / 4 - det))
     l1, l2 = tr / 2 + disc, tr / 2 - disc
@@ -208,6 +212,7 @@ def qr_algorithm(A: np.ndarray, tol: float = 1e-13, max_iter: int = 100_000) -> 
     accumulated Q); general input is handled in complex arithmetic (complex eigenvalues allowed).
     Returns (eigenvalues, Q) with A = Q T Q^H.
     """
+    # the QR iteration: A = QR, A <- RQ, @francis1961qr
     A = np.asarray(A)
     symmetric = np.isrealobj(A) and np.allclose(A, A.T)
     T = np.array(A, dtype=np.float64 if symmetric else np.complex128, copy=True)
@@ -265,6 +270,8 @@ def pca(X: np.ndarray, k: int, solver=eig_symmetric) -> tuple[np.ndarray, np.nda
     Signs are fixed so the largest-magnitude entry of each component is positive (eigenvectors
     are only defined up to sign).
     """
+    # the line (plane) of closest fit to the points, @pearson1901lines
+    # principal components: eigenvectors of the covariance matrix, @hotelling1933analysis
     Xc = X - X.mean(axis=0)
     C = Xc.T @ Xc / (len(X) - 1)
     vals, vecs = solver(C)

@@ -80,6 +80,7 @@ def logistic_regression_newton(X: np.ndarray, y: np.ndarray, C: float = 1.0, ite
 def kmeans_plus_plus(X: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Seeding: the first centre uniformly, each next one with probability proportional to the
     squared distance to the nearest centre chosen so far (spreads the centres out)."""
+    # D^2 seeding: the next centre drawn with probability proportional to D(x)^2, @arthur2007kmeanspp
     centres = [X[rng.integers(len(X))]]
     for _ in range(1, k):
         d2 = np.min(((X[:, None, :] - np.array(centres)[None]) ** 2).sum(-1), axis=1)
@@ -91,6 +92,7 @@ def kmeans(X: np.ndarray, k: int, init: np.ndarray | None = None, iters: int = 3
     """Lloyd's algorithm: assign each point to its nearest centre, move each centre to the mean of
     its points, repeat. Each step can only lower the inertia (sum of squared distances).
     Returns (labels, centres, inertia)."""
+    # Lloyd's iteration: assign each point to its nearest centre, move each centre to its points' mean, @lloyd1982least
     rng = np.random.default_rng(seed)
     centres = np.array(init if init is not None else kmeans_plus_plus(X, k, rng), dtype=np.float64)
     for _ in range(iters):
@@ -125,6 +127,7 @@ def kfold_indices(y: np.ndarray, k: int = 5, stratified: bool = True, seed: int 
 
 def cross_val_score(fit_predict: Callable, X: np.ndarray, y: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
     """Accuracy on each fold of model `fit_predict(X_train, y_train, X_val) -> predictions`."""
+    # a score used to select a model is optimistic for it: keep a split the selection never saw, @cawley2010overfitting
     return np.array([np.mean(fit_predict(X[tr], y[tr], X[va]) == y[va]) for tr, va in kfold_indices(y, k, True, seed)])
 
 
@@ -144,6 +147,7 @@ def mae(pred: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 
 def huber(pred: np.ndarray, y: np.ndarray, delta: float = 1.0) -> tuple[float, np.ndarray]:
     """Quadratic near zero, linear beyond delta: MSE's smoothness with MAE's robustness to outliers."""
+    # quadratic near zero, linear beyond delta, @huber1964robust
     r = pred - y
     small = np.abs(r) <= delta
     loss = np.where(small, 0.5 * r**2, delta * (np.abs(r) - 0.5 * delta))
@@ -186,6 +190,7 @@ def quadratic(a: float = 1.0, b: float = 20.0) -> tuple[Callable, Callable]:
 def gradient_descent(grad: Callable, x0: np.ndarray, lr: float, steps: int, momentum: float = 0.0) -> np.ndarray:
     """Heavy-ball momentum (Polyak 1964): v <- mu v + g, x <- x - lr v. momentum=0 is plain GD.
     Returns the path, one row per step (stops early if it diverges)."""
+    # heavy-ball momentum, @polyak1964some
     x, v = np.array(x0, dtype=float), np.zeros(len(x0))
     path = [x.copy()]
     for _ in range(steps):

@@ -29,6 +29,7 @@ class Perceptron:
         self.lr, self.epochs, self.shuffle, self.seed = lr, epochs, shuffle, seed
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "Perceptron":
+        # the perceptron rule: on a mistake, w += y x, @rosenblatt1958perceptron
         s = np.where(y > 0, 1.0, -1.0)
         self.w, self.b = np.zeros(X.shape[1]), 0.0
         self.mistakes_per_epoch: list[int] = []
@@ -60,6 +61,7 @@ class Perceptron:
 
 def novikoff_bound(X: np.ndarray, y: np.ndarray, w_star: np.ndarray, b_star: float) -> float:
     """(R / gamma)^2 for a separating hyperplane (w*, b*), in the augmented space [x, 1]."""
+    # at most (R / gamma)^2 mistakes on separable data, @novikoff1962convergence
     Xa = np.hstack([X, np.ones((len(X), 1))])
     u = np.r_[w_star, b_star]
     u = u / np.linalg.norm(u)
@@ -83,6 +85,7 @@ def linearly_separable(n: int = 200, margin: float = 0.3, seed: int = 0) -> tupl
 
 
 def xor_data() -> tuple[np.ndarray, np.ndarray]:
+    # XOR: no single threshold unit separates it, @minsky1969perceptrons
     return np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]), np.array([0, 1, 1, 0])
 
 
@@ -132,6 +135,7 @@ def d_tanh(z):
 
 
 def relu(z):
+    # max(0, z), @nair2010relu
     return np.maximum(z, 0)
 
 
@@ -149,6 +153,7 @@ def d_leaky_relu(z, slope: float = 0.01):
 
 def gelu(z):
     """z * Phi(z), Phi the standard normal CDF."""
+    # GELU(x) = x Phi(x), @hendrycks2016gelu
     z = np.asarray(z, dtype=float)
     return z * 0.5 * (1 + erf(z / math.sqrt(2)))
 
@@ -170,6 +175,7 @@ ACTIVATIONS = {
 def gradient_through_depth(activation: str, depth: int, width: int = 64, seed: int = 0) -> float:
     """Norm of d(output)/d(input) through `depth` random layers (Xavier-scaled weights) with the
     given activation: how much gradient survives the trip back through the stack."""
+    # how much gradient survives a deep stack of saturating units, @glorot2010understanding
     f, df = ACTIVATIONS[activation]
     rng = np.random.default_rng(seed)
     x = rng.normal(size=width)
@@ -188,6 +194,7 @@ def gradient_through_depth(activation: str, depth: int, width: int = 64, seed: i
 def train_single_neuron(cost: str, w0: float = 2.0, b0: float = 2.0, lr: float = 0.15, epochs: int = 300) -> list[float]:
     """One sigmoid neuron, input 1, target 0, started confidently wrong (output ~0.98).
     Returns the output after each epoch. cost: "mse" or "cross_entropy"."""
+    # ch. 3: the cross-entropy cost cancels sigma'(z), so a saturated neuron still learns, @nielsen2015nndl
     w, b, x, y = w0, b0, 1.0, 0.0
     outputs = []
     for _ in range(epochs):

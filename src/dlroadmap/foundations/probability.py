@@ -25,6 +25,7 @@ def bayes_posterior(prior: float, sensitivity: float, specificity: float) -> dic
     P(+) = P(+ | D) P(D) + P(+ | not D) P(not D)       (law of total probability)
     P(D | +) = P(+ | D) P(D) / P(+)                    (Bayes)
     """
+    # Bayes' theorem, eq. (1.12), @bishop2006prml
     p_pos = sensitivity * prior + (1 - specificity) * (1 - prior)
     p_neg = 1 - p_pos
     return {
@@ -78,6 +79,7 @@ class GaussianNaiveBayes:
 
 
 def expectation(values: np.ndarray, probs: np.ndarray) -> float:
+    # the Monte Carlo estimate of E[h(X)] (ch. 3), @robert2004monte
     return float(np.sum(values * probs))
 
 
@@ -118,6 +120,7 @@ def gaussian_cdf(x: np.ndarray, mu: float = 0.0, sigma: float = 1.0) -> np.ndarr
 def box_muller(n: int, rng: np.random.Generator) -> np.ndarray:
     """Two independent uniforms -> two independent standard normals (Box & Muller 1958):
     radius sqrt(-2 ln U1) and angle 2 pi U2."""
+    # the transform of two uniforms into two independent normals, @box1958note
     m = (n + 1) // 2
     u1, u2 = 1.0 - rng.random(m), rng.random(m)   # 1 - U keeps U1 in (0, 1]: log never sees 0
     r, theta = np.sqrt(-2 * np.log(u1)), 2 * np.pi * u2

@@ -35,6 +35,7 @@ def deletion_insertion(prob: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
     """(deletion curve, insertion curve), each (steps + 1,): the class probability after 0, 1/steps, ..., all
     of the pixels have been deleted (painted with `fill`) / inserted into the filled image, in `order`.
     x: one input (H, W) or (C, H, W); order: pixel indices of the (H, W) grid; prob: batch -> (N,) probability."""
+    # the deletion and insertion curves and their areas, @petsiuk2018rise
     H, W = x.shape[-2:]
     cut = np.linspace(0, H * W, steps + 1).round().astype(int)
     rank = np.empty(H * W, dtype=int)
@@ -69,6 +70,7 @@ def randomisation_test(model: nn.Module, explain: dict[str, Explain], x: torch.T
                        seed: int = 0) -> tuple[list[str], dict[str, list[float]]]:
     """(layers in the order they were randomised, {method: rank correlation with the trained model's
     attribution after each cumulative randomisation}). `model` is copied, never changed."""
+    # cascading model randomisation (sec. 3.1), @adebayo2018sanity
     import copy
 
     trained = {name: fn(model, x, target) for name, fn in explain.items()}

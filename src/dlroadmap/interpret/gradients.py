@@ -40,6 +40,7 @@ def gradient(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor) -> t
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
+    # the saliency map |dS_c / dx| (sec. 3.1), @simonyan2013saliency
     return gradient(model, x, target).abs()
 
 
@@ -59,6 +60,7 @@ def _quadrature(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
 
 def integrated_gradients(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, baseline: torch.Tensor | float = 0.0,
                          steps: int = 50, method: str = "gausslegendre") -> torch.Tensor:
+    # integrated gradients, eq. (1), by a Riemann sum, @sundararajan2017axiomatic
     alphas, weights = _quadrature(steps, method)
     baseline = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x)
     n = len(x)
@@ -83,6 +85,7 @@ def smoothgrad(model: nn.Module, x: torch.Tensor, target: int | torch.Tensor, *,
                method: Attribution = saliency, generator: torch.Generator | None = None) -> torch.Tensor:
     """Mean of `method` over `samples` noisy copies of each input. sigma is absolute (in the input's units):
     Smilkov et al. suggest 10-20% of the input's range."""
+    # the mean attribution over noisy copies of the input, @smilkov2017smoothgrad
     n = len(x)
     noisy = x.repeat_interleave(samples, dim=0)                               # (N * samples, ...), sample-major per input
     noisy = noisy + torch.normal(0.0, torch.full(noisy.shape, float(sigma)), generator=generator)

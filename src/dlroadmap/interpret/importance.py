@@ -26,6 +26,8 @@ Score = Callable[[np.ndarray, np.ndarray], float]         # score(X, y): higher 
 
 def permutation_importance(score: Score, X: np.ndarray, y: np.ndarray, *, n_repeats: int = 5, seed: int = 0) -> tuple[np.ndarray, float]:
     """(importances (features, n_repeats), baseline score): baseline minus the score with column j shuffled."""
+    # model reliance: the loss after permuting a feature over the loss before, @fisher2019model
+    # variable importance by permuting one feature's values (sec. 10), @breiman2001rf
     baseline = score(X, y)
     feature_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
     out = np.zeros((X.shape[1], n_repeats))
@@ -65,6 +67,7 @@ def tree_impurity_importance(tree: Any, n_features: int) -> np.ndarray:
 
 def impurity_importance(forest: Any) -> np.ndarray:
     """A fitted forest's impurity importance: the mean of its (non-trivial) trees', renormalised."""
+    # impurity importance favours features with many split points, @strobl2007bias
     n = forest.n_features_in_
     per_tree = [tree_impurity_importance(est.tree_, n) for est in forest.estimators_ if est.tree_.node_count > 1]
     if not per_tree:

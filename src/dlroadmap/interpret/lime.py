@@ -57,6 +57,7 @@ def lime_kernel(distances: np.ndarray, width: float) -> np.ndarray:
 def lime_tabular(f: Predict, x: np.ndarray, mean: np.ndarray, std: np.ndarray, *, n_samples: int = 5000, seed: int = 0,
                  kernel_width: float | None = None, alpha: float = 1.0) -> LimeExplanation:
     """Explain f at x (M,) with `n_samples` Gaussian perturbations drawn from the training statistics."""
+    # argmin_g L(f, g, pi_x) + Omega(g), eq. (1), @ribeiro2016lime
     x = np.asarray(x, dtype=float)
     M = len(x)
     std = np.where(np.asarray(std) == 0, 1.0, std)

@@ -72,6 +72,7 @@ def exact_shapley(f: Predict, x: np.ndarray, background: np.ndarray) -> tuple[np
 
 def shapley_kernel(M: int, size: np.ndarray) -> np.ndarray:
     """pi(z) of Theorem 2 for coalitions of the given sizes (1 .. M-1)."""
+    # the Shapley kernel, Theorem 2, @lundberg2017shap
     size = np.asarray(size)
     return (M - 1) / (np.array([comb(M, int(s)) for s in size.ravel()]).reshape(size.shape) * size * (M - size))
 

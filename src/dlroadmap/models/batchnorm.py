@@ -24,6 +24,7 @@ class BatchNorm(nn.Module):
         self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the batch normalising transform, Algorithm 1, @ioffe2015batchnorm
         axes = [0] + list(range(2, x.ndim))           # every axis but the channel axis
         shape = [1, -1] + [1] * (x.ndim - 2)          # broadcast (C,) against x
         if self.training:

@@ -48,6 +48,7 @@ def manual_forward(model: MLP, x: torch.Tensor) -> tuple[torch.Tensor, list[torc
 
 def manual_backward(model: MLP, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Cross-entropy loss and its gradient with respect to every weight and bias, by hand."""
+    # back-propagation: dE/dy of each layer from the one above, @rumelhart1986learning
     logits, inputs = manual_forward(model, x)
     n = x.shape[0]
     # Softmax + cross-entropy together have the simple gradient (p - onehot(y)) / N.

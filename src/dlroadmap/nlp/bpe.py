@@ -35,6 +35,7 @@ class BPE:
     @classmethod
     def train(cls, texts, vocab_size: int, min_frequency: int = 2, special_tokens: tuple[str, ...] = ("[UNK]",),
               pattern: str = WORD_RE) -> "BPE":
+        # merge the most frequent pair, repeatedly (Algorithm 1), @sennrich2016bpe
         word_counts: Counter = Counter()
         for t in texts:
             word_counts.update(pre_tokenize(t, pattern))

@@ -20,6 +20,7 @@ import torch
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Set to -inf every logit outside the top k and outside the nucleus of mass top_p; logits (B, vocab)."""
+    # nucleus (top-p) sampling: the smallest set of tokens whose probability reaches p (sec. 3.1), @holtzman2019curious
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k).values[:, -1:]                       # (B, 1) the k-th largest
         logits = logits.masked_fill(logits < kth, float("-inf"))

@@ -80,6 +80,7 @@ def skipgram_pairs(docs: list[np.ndarray], window: int, rng: np.random.Generator
 
 def cbow_examples(docs: list[np.ndarray], window: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """(context ids (N, 2 * window) padded with `pad`, centre id) for CBOW."""
+    # CBOW: the context predicts the centre word (sec. 3.1), @mikolov2013efficient
     ctx, centre = [], []
     for d in docs:
         n = len(d)
@@ -107,6 +108,7 @@ class Word2Vec(nn.Module):
 
     def loss(self, x: torch.Tensor, target: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         """Negative-sampling loss: -log sigma(u_t . h) - sum_k log sigma(-u_k . h)."""
+        # negative sampling, eq. (4), @mikolov2013distributed
         if self.mode == "cbow":
             mask = (x != self.inp.padding_idx).float().unsqueeze(-1)
             h = (self.inp(x) * mask).sum(1) / mask.sum(1).clamp_min(1)        # mean of the context vectors
@@ -175,6 +177,7 @@ def cooccurrence(docs: list[np.ndarray], vocab_size: int, window: int = 5) -> tu
 def train_glove(docs: list[np.ndarray], vocab: Vocab, dim: int = 100, window: int = 5, epochs: int = 30, lr: float = 0.05,
                 x_max: float = 100.0, alpha: float = 0.75, batch_size: int = 4096, seed: int = 0, log=None) -> np.ndarray:
     """GloVe's weighted least squares, minimised with AdaGrad as in the paper."""
+    # the weighted least-squares cost, eq. (8), with f(x) = (x / x_max)^alpha, eq. (9), @pennington2014glove
     torch.manual_seed(seed)
     rows, cols, vals = cooccurrence(docs, len(vocab), window)
     i, j, X = torch.from_numpy(rows), torch.from_numpy(cols), torch.from_numpy(vals).float()

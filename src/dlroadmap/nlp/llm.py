@@ -57,6 +57,7 @@ class Tokenizer:
 @lru_cache(maxsize=2)
 def load_smollm2(dtype: torch.dtype = torch.float32):
     """(model, tokenizer), loaded once per process."""
+    # the SmolLM2-135M-Instruct checkpoint, @allal2025smollm2
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

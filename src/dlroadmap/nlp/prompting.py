@@ -41,6 +41,8 @@ def demo_text(task: Task, text: str, label: int) -> str:
 
 
 def prefix_text(task: Task, demos: list[tuple[str, int]]) -> str:
+    # the demonstrations' order is part of the prompt: permutations can move accuracy, @lu2022fantastically
+    # k-shot prompting: k demonstrations, then the query, no gradient step, @brown2020gpt3
     return f"{task.instruction}\n\n" + "".join(demo_text(task, t, y) for t, y in demos)
 
 
@@ -103,6 +105,7 @@ class Scorer:
 
     def content_free(self, demos: list[tuple[str, int]]) -> np.ndarray:
         """p(label | prefix, content-free input), averaged over CONTENT_FREE and renormalised: (n_labels,)."""
+        # contextual calibration with a content-free input, @zhao2021calibrate
         lp = self.score(demos, [(t, 0) for t in CONTENT_FREE])
         p = np.exp(lp - lp.max(1, keepdims=True))
         p = p / p.sum(1, keepdims=True)

@@ -28,6 +28,7 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_v
         A_t     = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}
     lambda = 0 is the one-step TD advantage, lambda = 1 the Monte-Carlo return minus V. Returns
     (advantages, value targets A + V), both (T, N)."""
+    # GAE(gamma, lambda), eq. (16), @schulman2015gae
     T = rewards.shape[0]
     adv = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[0])

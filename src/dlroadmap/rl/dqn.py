@@ -44,6 +44,7 @@ class DQNSettings:
     over the first 5% of steps. Plain DQN targets: here Double DQN reached the target at 5 of those
     6 seeds, plain DQN at all 6 (the switch is `double`)."""
 
+    # rl-zoo's dqn.yml for CartPole-v1, @raffin2020zoo
     total_steps: int = 110_000
     lr: float = 2e-3
     buffer: int = 50_000
@@ -85,6 +86,7 @@ class QNetwork(nn.Module):
         self.value = nn.Linear(hidden[-1], 1) if dueling else None    # V(s), dueling only
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        # Q = V + (A - mean_a A), eq. (9), @wang2016dueling
         h = self.trunk(obs)
         if self.value is None:
             return self.head(h)
@@ -115,6 +117,8 @@ def td_target(q: QPair, reward: torch.Tensor, next_obs: torch.Tensor, terminated
               online_next: torch.Tensor | None = None) -> torch.Tensor:
     """The regression target y (no gradient); `terminated` is 1 only for true terminal states, so a
     time-limit truncation still bootstraps from s'. `online_next`: Q_online(s') when already computed."""
+    # Double DQN: the online network picks the action, the target network values it, @vanhasselt2016double
+    # y = r + gamma max_a' Q_target(s', a'), the target network held fixed between syncs, @mnih2015human
     with torch.no_grad():
         q_next = q.target(next_obs)                                   # (B, actions)
         if double:

@@ -31,6 +31,7 @@ class PPOSettings:
     """Defaults: rl-baselines3-zoo's tuned CartPole-v1 PPO (8 envs x 32 steps, 20 epochs, gamma 0.98,
     lambda 0.8, lr 1e-3 and clip 0.2 both annealed linearly to 0, no entropy bonus)."""
 
+    # CleanRL's ppo.py defaults where rl-zoo's CartPole settings say nothing, @huang2022cleanrl
     total_steps: int = 150_000
     n_envs: int = 8
     n_steps: int = 32
@@ -52,6 +53,7 @@ A2C = PPOSettings(n_envs=8, n_steps=5, epochs=1, minibatch=40, lr=7e-4, gamma=0.
 
 def clipped_objective(new_logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float | None) -> torch.Tensor:
     """The loss to minimise: -E[min(rho A, clip(rho) A)]; without clipping -E[rho A]."""
+    # L^CLIP, eq. (7), @schulman2017ppo
     ratio = (new_logp - old_logp).exp()
     if clip is None:
         return -(ratio * adv).mean()
@@ -84,6 +86,7 @@ def train_ppo(env_id: str, s: PPOSettings, *, seed: int, monitor: EpisodeMonitor
               stop_at: float | None = None) -> tuple[ActorCritic, Rollout]:
     """Train for s.total_steps env steps. `stop_at`: stop once the monitor's moving average reaches it; the
     run up to that point is the same as the full one (the schedules depend on total_steps only)."""
+    # advantage actor-critic on parallel environments (synchronous A2C), @mnih2016a3c
     torch.manual_seed(seed)
     envs = make_vec(env_id, s.n_envs)
     obs_dim, n_actions = envs.single_observation_space.shape[0], envs.single_action_space.n

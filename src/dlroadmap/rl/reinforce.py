@@ -69,6 +69,7 @@ def returns_to_go(ep: Episode, gamma: float) -> torch.Tensor:
 
 def surrogate(policy: torch.nn.Module, ep: Episode, weights: torch.Tensor) -> torch.Tensor:
     """sum_t log pi(a_t|s_t) * w_t: its gradient is one episode's policy-gradient estimate."""
+    # the REINFORCE estimator: grad log pi(a|s) times the return, @williams1992simple
     logp = torch.distributions.Categorical(logits=policy(ep.obs)).log_prob(ep.actions)
     return (logp * weights).sum()
 

@@ -55,6 +55,7 @@ def transition_model(env) -> Model:
 
 def value_iteration(model: Model, gamma: float, tol: float = 1e-12, max_iter: int = 100_000) -> tuple[np.ndarray, int]:
     """Q* (S, A) by repeated Bellman optimality backups until the largest change is below tol."""
+    # the Bellman optimality backup, @bellman1957dp
     Q = np.zeros_like(model.R)
     for it in range(1, max_iter + 1):
         Q_new = model.R + gamma * model.C @ Q.max(1)            # (S, A, S) @ (S,) -> (S, A)
@@ -136,6 +137,9 @@ def td_control(env, method: str, episodes: int, *, alpha: float | Callable[[int]
                epsilon: float | Callable[[int], float], seed: int, on_episode: Callable[[int, TDResult], None] | None = None) -> TDResult:
     """Q-learning (method='q') or SARSA (method='sarsa') for `episodes` episodes. alpha and epsilon may be
     schedules (functions of the episode index). Seeded: the same seed gives the same table."""
+    # the Q-learning update: bootstrap from max_a' Q(s', a'), @watkins1989learning
+    # SARSA and Q-learning (sec. 6.4 and 6.5), @sutton2018rl
+    # SARSA's target uses the action actually taken next, @rummery1994online
     if method not in ("q", "sarsa"):
         raise ValueError(f"method must be 'q' or 'sarsa', got {method!r}")
     rng = np.random.default_rng(seed)

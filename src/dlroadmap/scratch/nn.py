@@ -139,6 +139,7 @@ class Dropout(Module):
         self.rng = rng or np.random.default_rng()
 
     def forward(self, x: Tensor) -> Tensor:
+        # dropout, scaled at training time (inverted) so inference is unchanged, @srivastava2014dropout
         if not self.training or self.p == 0:
             return x
         mask = (self.rng.random(x.shape) >= self.p).astype(x.dtype) / (1 - self.p)

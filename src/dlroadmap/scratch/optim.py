@@ -47,6 +47,7 @@ class SGD(Optimizer):
         self.momentum, self.nesterov, self.weight_decay, self.dampening = momentum, nesterov, weight_decay, dampening
 
     def update(self, p, g, state):
+        # Nesterov's accelerated gradient in momentum form, eqs. (3)-(4), @sutskever2013importance
         if self.weight_decay:
             g = g + self.weight_decay * p.data
         if self.momentum:
@@ -67,6 +68,7 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.momentum, self.centered, self.weight_decay = alpha, eps, momentum, centered, weight_decay
 
     def update(self, p, g, state):
+        # divide the gradient by a running average of its recent magnitude, @hinton2012rmsprop
         if self.weight_decay:
             g = g + self.weight_decay * p.data
         sq = state["square_avg"] = self.alpha * state.get("square_avg", 0) + (1 - self.alpha) * g * g
@@ -96,6 +98,7 @@ class Adam(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
 
     def update(self, p, g, state):
+        # Algorithm 1: bias-corrected first and second moments, @kingma2014adam
         if self.weight_decay:
             if self.decoupled:
                 p.data *= 1 - self.lr * self.weight_decay
@@ -115,4 +118,5 @@ class AdamW(Adam):
     decoupled = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
+        # decoupled weight decay, Algorithm 2, @loshchilov2019adamw
         super().__init__(params, lr, betas, eps, weight_decay)

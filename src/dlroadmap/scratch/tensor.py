@@ -116,6 +116,7 @@ class Tensor:
     # --- backward ------------------------------------------------------------------------------
     def backward(self, grad: np.ndarray | None = None) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's .grad (self must be a scalar unless grad is given)."""
+        # reverse-mode accumulation: adjoints from the output back to the leaves, @baydin2018ad
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError("backward() without a gradient needs a scalar output")

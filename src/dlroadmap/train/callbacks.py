@@ -65,6 +65,7 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
 
     def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None:
+        # stop after `patience` epochs without a new best validation score, @prechelt1998early
         if self.monitor not in metrics:
             return
         if _better(self.mode, metrics[self.monitor], self.best, self.min_delta):

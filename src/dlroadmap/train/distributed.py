@@ -97,6 +97,7 @@ def barrier() -> None:
 
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     """Sum a few numbers over all ranks (e.g. each rank's loss sum and sample count)."""
+    # gradients summed across ranks by all-reduce, as DDP's buckets do, @li2020pytorchddp
     if not (dist.is_available() and dist.is_initialized()):
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)

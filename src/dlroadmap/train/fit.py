@@ -53,4 +53,5 @@ def fit_classifier(model: nn.Module, data: Any, optimizer: torch.optim.Optimizer
 
 def one_cycle(max_lr: float) -> Schedule:
     """Smith & Topin's one-cycle policy (arXiv:1708.07120): warm up to max_lr, then anneal far below it."""
+    # the one-cycle policy, @smith2019superconvergence
     return lambda opt, total: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, total_steps=total)

@@ -35,6 +35,7 @@ def horovod_python() -> Path | None:
 def fit_with_horovod(out: str | Path, np_: int = 2, *, global_batch: int = 64, steps: int = 48, seed: int = 0, lr: float = 0.05,
                      timeout: float = 300) -> Path:
     """Train parallel_check's problem with `np_` Horovod processes; returns the .npz of rank 0's final weights."""
+    # ring all-reduce through a DistributedOptimizer, @sergeev2018horovod
     import numpy as np
 
     from dlroadmap.errors import UserError

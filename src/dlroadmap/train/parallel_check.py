@@ -98,6 +98,7 @@ def allreduce_time(model: nn.Module, device: torch.device, repeats: int = 20) ->
 def train_fsdp(global_batch: int = 64, steps: int = 48, lr: float = 0.05, seed: int = 0) -> dict[str, Any]:
     """FSDP2: each rank keeps 1/N of every parameter (a DTensor shard), gathers a layer's full weights just
     before using it and reduce-scatters its gradients. Plain loop: the same batches as train_ddp."""
+    # fully sharded data parallel: parameters sharded across ranks, gathered per layer, @zhao2023fsdp
     from torch.distributed.fsdp import fully_shard
 
     X, y = problem()

@@ -65,6 +65,7 @@ def fit_ray(trainable: Callable[..., None], dims: list[Dimension], *, metric: st
     reports, halving) stops, `concurrent` one-CPU trials at a time; with a `tracking_uri`, Ray's
     MLflowLoggerCallback logs every trial there (with `tags`, e.g. the parent run). Returns the ResultGrid's
     results (Ray's own record of each trial); Ray is started and stopped here unless one is already running."""
+    # a Tune run: trials as Ray actors reporting to a scheduler, @liaw2018tune
     import ray
     from ray import tune
     from ray.air.integrations.mlflow import MLflowLoggerCallback
@@ -96,6 +97,7 @@ def fit_ray(trainable: Callable[..., None], dims: list[Dimension], *, metric: st
 
 
 def search_ray(job: Any, parent: str | None, progress: Callable[[Any], None], *, concurrent: int = 2) -> list[Any]:
+    # asynchronous successive halving: a trial at a rung stops unless in its top 1/eta, @li2020asha
     from ray import tune
 
     from dlroadmap.tune.job import Trial

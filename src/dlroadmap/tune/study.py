@@ -46,6 +46,7 @@ def _trial(job: TuneJob, number: int, params: dict[str, Any], parent: str | None
 
 
 def _search_fixed(job: TuneJob, parent: str | None, progress: Callable[[Trial], None]) -> list[Trial]:
+    # random search: independent draws, so every trial tries a new value of each hyperparameter, @bergstra2012random
     configs = grid(job.dims, job.trials) if job.backend == "grid" else random_configs(job.dims, job.trials, job.seed)
     trials = []
     for number, params in enumerate(configs):
@@ -83,6 +84,7 @@ def _decoded(d: Dimension, value: Any) -> Any:
 def open_optuna_study(path: Path, *, name: str, direction: str, seed: int, pruner: str):
     """A TPE study in a sqlite file: created on the first run, continued by the next (load_if_exists).
     A trial left RUNNING by a killed process can never finish: it is marked FAIL and tried again."""
+    # a define-by-run study kept in RDB storage (sqlite), resumable, @akiba2019optuna
     import optuna
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +98,7 @@ def open_optuna_study(path: Path, *, name: str, direction: str, seed: int, prune
 
 
 def _search_optuna(job: TuneJob, parent: str | None, progress: Callable[[Trial], None]) -> list[Trial]:
+    # the tree-structured Parzen estimator (TPE) proposes each trial, @bergstra2011tpe
     import optuna
 
     from dlroadmap.tune.pruning import OptunaPruning

@@ -65,6 +65,7 @@ class TorchCNN(nn.Module):
 
 def plain_loop(model: nn.Module, data, config: Config) -> list[float]:
     """A PyTorch training loop with nothing added: returns the mean training loss per epoch."""
+    # PyTorch's imperative loop: forward, backward, step, @paszke2019pytorch
     seed_everything(config.seed)  # the Trainer seeds at the start of fit: do the same
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     loader = TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed)
@@ -139,6 +140,7 @@ def _keras():
 
 
 def keras_mlp(keras):
+    # the Sequential API of ch. 3, @chollet2021dlwp
     L = keras.layers
     return keras.Sequential([keras.Input((28, 28)), L.Flatten(), L.Dense(256, activation="relu"), L.Dropout(0.2),
                              L.Dense(128, activation="relu"), L.Dense(10)])

@@ -72,6 +72,7 @@ def penalised_step(l1: float = 0.0, l2: float = 0.0):
     L1 = l1 * sum |w| pushes weights to exactly zero (its gradient is a constant l1 * sign(w));
     L2 = l2 * sum w^2 shrinks them in proportion to their size."""
 
+    # the L1 penalty (the lasso) drives weights to exactly zero, @tibshirani1996lasso
     def step(model: nn.Module, batch):
         x, y = batch
         out = model(x)
@@ -218,6 +219,7 @@ def run_regularization(config: Config, tracker: Tracker) -> Result:
 
 def run_batchnorm(config: Config, tracker: Tracker) -> Result:
     # 1. Ours vs torch's, on a batch, in training and evaluation mode.
+    # batch norm judged by what it does to training, not by 'covariate shift', @santurkar2018batchnorm
     torch.manual_seed(config.seed)
     ours, ref = BatchNorm(32).double(), nn.BatchNorm1d(32).double()
     x = torch.randn(64, 32, dtype=torch.float64, requires_grad=True) * 3 + 2

@@ -82,6 +82,7 @@ def fit_autoencoder(model: Autoencoder, X: torch.Tensor, *, epochs: int, lr: flo
     """Train through the Trainer on mean squared error (Adam, one-cycle); with noise_std > 0 the input is
     corrupted afresh at every step (the Trainer's seeded RNG) and the target stays clean: a denoising
     autoencoder. The model comes back on the CPU in eval mode."""
+    # a denoising autoencoder: corrupt the input, reconstruct the clean one, @vincent2008extracting
     seed_everything(seed)
 
     def step(m: Autoencoder, batch) -> tuple[torch.Tensor, None, None]:

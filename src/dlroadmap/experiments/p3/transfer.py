@@ -82,6 +82,7 @@ def head_of(model: nn.Module) -> nn.Linear:
 
 
 def run_finetune(config: Config, tracker: Tracker) -> Result:
+    # transfer from a source task: frozen features vs fine-tuning, @yosinski2014transferable
     source, target = split_tasks(config.seed, config.per_class)
     metrics: dict[str, float] = {}
     curves: dict[str, list[float]] = {}

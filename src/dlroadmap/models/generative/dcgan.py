@@ -48,6 +48,7 @@ class MinibatchStd(nn.Module):
     batches with little variety, and D can now see that, so it pushes G towards all the modes."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # minibatch standard deviation (sec. 3), @karras2018progressive
         std = x.std(dim=0, unbiased=False).mean()                            # one number per batch
         return torch.cat([x, std.expand(x.shape[0], 1, *x.shape[2:])], dim=1)  # (N, C + 1, H, W)
 
@@ -94,6 +95,7 @@ class GAN(nn.Module):
 
 def dcgan_init(m: nn.Module) -> None:
     """Radford et al.: all weights from N(0, 0.02); batch-norm scales from N(1, 0.02)."""
+    # weights from N(0, 0.02) (sec. 4), @radford2015dcgan
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(m.weight, 0.0, 0.02)
         if m.bias is not None:
@@ -105,6 +107,7 @@ def dcgan_init(m: nn.Module) -> None:
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """-E[log D(x)] - E[log(1 - D(G(z)))]: BCE with real = 1, fake = 0."""
+    # the discriminator's side of the value function V(D, G), eq. (1), @goodfellow2014gan
     return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 

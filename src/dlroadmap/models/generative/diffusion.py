@@ -53,11 +53,13 @@ class NoiseSchedule:
 
     def _abar(self, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
         """abar_t shaped to broadcast over an image batch like `like` (N, C, H, W)."""
+        # the cosine schedule, eq. (17), @nichol2021improved
         a = self.alphas_cumprod.to(like.device)[torch.as_tensor(t, device=like.device)]
         return a.view(-1, *([1] * (like.ndim - 1))) if a.ndim else a
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """q(x_t | x_0) sampled with the given noise (eq. 4); t (N,) integer steps."""
+        # q(x_t | x_0) in closed form, eq. (4), @ho2020ddpm
         abar = self._abar(t, x0)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
@@ -93,6 +95,7 @@ class NoiseSchedule:
         (diffusers: use_clipped_model_output=True). Without it, the guided eps of classifier-free
         guidance, larger than any noise the network saw, is carried into x_{t_prev} unclipped and the
         digits break up; DDPM's posterior mean uses x_0 and x_t only, so it never has this problem."""
+        # the DDIM step, eq. (12), @song2021ddim
         abar_t = self.alphas_cumprod[t]
         abar_prev = self.alphas_cumprod[t_prev] if t_prev >= 0 else torch.tensor(1.0)
         x0 = self.predict_x0(eps, t, x_t)
@@ -139,6 +142,7 @@ def _sample_batch(model, schedule: NoiseSchedule, n: int, y, guidance: float, st
     x = torch.randn(n, *shape, generator=generator).to(device)       # x_T ~ N(0, I)
 
     def eps(x_t: torch.Tensor, t: int) -> torch.Tensor:
+        # classifier-free guidance, eq. (6), @ho2022cfg
         tt = torch.full((n,), t, dtype=torch.long, device=device)
         if y is None or guidance == 0:
             return model(x_t, tt, y)

@@ -40,6 +40,7 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # adaptive group norm: AdaGN(h, y) = y_s GroupNorm(h) + y_b (sec. 3), @dhariwal2021diffusion
         h = self.conv1(F.silu(self.norm1(x)))
         scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)   # (N, 2C) -> 2 x (N, C, 1, 1), at every pixel
         return self.skip(x) + self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
@@ -66,6 +67,7 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        # the contracting path's features concatenated into the expanding path, @ronneberger2015unet
         emb = self.t_mlp(self.t_code[t])                            # (N, E)
         if self.class_emb is not None:
             y = torch.full_like(t, -1) if y is None else y

@@ -46,6 +46,7 @@ class VAE(nn.Module):
         self.dec2 = nn.Linear(hidden, pixels)
 
     def _with_class(self, v: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        # the conditional VAE: the label given to encoder and decoder, @sohn2015learning
         if self.num_classes == 0:
             return v
         if y is None:
@@ -81,6 +82,7 @@ def reparameterise(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Gene
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, I)) per example (N,), closed form (Appendix B)."""
+    # -KL(q || N(0, I)) = 1/2 sum(1 + log sigma^2 - mu^2 - sigma^2), appendix B, @kingma2013vae
     return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1)
 
 
@@ -98,6 +100,7 @@ def importance_weighted_nll(model: VAE, x: torch.Tensor, k: int, y: torch.Tensor
     log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x); the bound is logsumexp_i(log w_i) - log k.
     Samples are drawn in chunks of at most `rows` decoded images and combined with a running logsumexp,
     so memory stays flat however large k is."""
+    # the k-sample importance-weighted bound L_k, eq. (8), @burda2015iwae
     chunk = max(1, rows // len(x))
     mu, logvar = model.encode(x, y)                                          # (N, D)
     std = torch.exp(0.5 * logvar)

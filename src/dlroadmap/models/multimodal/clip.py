@@ -71,6 +71,7 @@ class ViTEncoder(nn.Module):
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Every output token, (N, 1 + patches, width): what a model that reads the grid (Flamingo) takes."""
+        # patch embeddings plus position embeddings, eq. (1), @dosovitskiy2020vit
         p = self.patchify(x).flatten(2).transpose(1, 2)                    # (N, patches, width)
         h = torch.cat([self.cls.expand(len(x), -1, -1), p], 1) + self.pos  # (N, 1 + patches, width)
         for block in self.blocks:
@@ -106,6 +107,7 @@ class CLIP(nn.Module):
 
 def clip_loss(logits_per_image: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE: (CE over rows + CE over columns) / 2, the diagonal being the true pairs."""
+    # the symmetric cross-entropy over the similarity matrix (fig. 3), @radford2021clip
     target = torch.arange(len(logits_per_image), device=logits_per_image.device)
     return (F.cross_entropy(logits_per_image, target) + F.cross_entropy(logits_per_image.T, target)) / 2
 

@@ -46,6 +46,7 @@ class PerceiverResampler(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (N, S, Dv) -> (N, R, dim)."""
+        # a fixed set of latent queries cross-attends to a variable number of inputs, @jaegle2021perceiver
         x = self.proj(x)
         lat = self.latents.expand(len(x), -1, -1)                # (N, R, dim)
         for layer in self.layers:
@@ -79,6 +80,7 @@ class GatedCrossAttentionDense(nn.Module):
 
     def forward(self, y: torch.Tensor, visual: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """y (B, T, C), visual (B, M*R, C), allowed (B, T, M*R) -> (B, T, C)."""
+        # the tanh-gated cross-attention and dense layers of fig. 4 (gates start at 0), @alayrac2022flamingo
         has_image = allowed.any(-1, keepdim=True)                # (B, T, 1)
         # A token with no image yet would softmax over nothing (NaN); let it attend anywhere, then zero it.
         blocked = ~(allowed | ~has_image)                        # MultiHeadAttention: True = not allowed

@@ -26,6 +26,8 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
                                  return_weights: bool = False):
     """Same contract as F.scaled_dot_product_attention: q (..., L, d), k and v (..., S, d).
     attn_mask: boolean (True = may attend) or additive float, broadcastable to (..., L, S)."""
+    # softmax(Q K^T / sqrt(d_k)) V, eq. (1), @vaswani2017attention
+    # alignment weights as a softmax over scores, eq. (6) (the score here is Vaswani's scaled dot product), @bahdanau2014neural
     L, S = q.shape[-2], k.shape[-2]
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale                     # (..., L, S)

@@ -93,6 +93,7 @@ class BertForClassification(nn.Module):
 def mask_tokens(ids: torch.Tensor, mask_id: int, vocab_size: int, special: torch.Tensor, p: float = 0.15,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: returns (inputs, labels) with labels = -100 (ignored) where nothing was hidden."""
+    # the masked-LM corruption of sec. 3.1: 80% [MASK], 10% random, 10% unchanged, @devlin2019bert
     prob = torch.full(ids.shape, p)
     prob[torch.isin(ids, special)] = 0.0                          # never mask [CLS], [SEP], [PAD]
     chosen = torch.bernoulli(prob, generator=generator).bool()

@@ -74,6 +74,7 @@ class Block(nn.Module):
         self.ln_2, self.mlp = nn.LayerNorm(cfg.n_embd, bias=cfg.bias), MLP(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # layer norm at the input of each sub-block (sec. 2.3), @radford2019gpt2
         x = x + self.attn(self.ln_1(x))   # communicate: tokens exchange information
         return x + self.mlp(self.ln_2(x))  # compute: each token on its own
 
@@ -107,6 +108,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters()) - self.wpe.weight.numel()
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        # the language-modelling objective, eq. (1): next-token cross-entropy, @radford2018gpt
         B, T = idx.shape
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of length {T} exceeds block_size {self.cfg.block_size}")

@@ -38,6 +38,7 @@ class InContextRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x (B, n, d), y (B, n) -> predictions (B, n): entry i from x_1, y_1, ..., x_i only."""
+        # the prompt (x_1, f(x_1), ..., x_k) read by a causal transformer, f(x_k) predicted at x_k (sec. 2), @garg2022incontext
         B, n, d = x.shape
         ys = torch.zeros_like(x)
         ys[..., 0] = y                                                        # y_i padded to d dimensions

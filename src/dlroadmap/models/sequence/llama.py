@@ -60,6 +60,7 @@ class RMSNorm(nn.Module):
 def rope_angles(cfg: LlamaConfig, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of position * theta^(-2i/d) for i < d/2 (RoFormer eq. 15), each (T, head_dim): the two
     halves of a head are rotated as pairs (x_i, x_{i+d/2}), the layout Hugging Face's Llama uses."""
+    # theta_i = 10000^(-2(i-1)/d), eq. (15), @su2021roformer
     inv_freq = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2, dtype=torch.float32) / cfg.head_dim)
     ang = positions.float()[:, None] * inv_freq[None, :]                  # (T, head_dim / 2)
     ang = torch.cat([ang, ang], dim=-1)                                    # (T, head_dim)
@@ -116,6 +117,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, cache: KVCache | None, layer: int,
                 mask: torch.Tensor | None) -> torch.Tensor:
+        # grouped-query attention: each key/value head serves n_head / n_kv_head query heads, @ainslie2023gqa
         B, T, _ = x.shape
         c, hd = self.cfg, self.cfg.head_dim
         q = self.q_proj(x).view(B, T, c.n_heads, hd).transpose(1, 2)          # (B, 9, T, 64)
@@ -149,6 +151,7 @@ class Block(nn.Module):
         self.post_attention_layernorm, self.mlp = RMSNorm(cfg.dim, cfg.eps), MLP(cfg)
 
     def forward(self, x, cos, sin, cache, layer, mask):
+        # pre-normalisation with RMSNorm and a SwiGLU feed-forward (sec. 2.2), @touvron2023llama
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, layer, mask)
         return x + self.mlp(self.post_attention_layernorm(x))
 

@@ -47,16 +47,21 @@ class RecurrentCell(nn.Module):
         """One time step from the input projection xi = W_ih x + b_ih (a layer computes it for all
         steps at once: one big matmul instead of T small ones)."""
         H = self.hidden_size
+        # the simple recurrent network: the hidden state fed back as input, @elman1990finding
+        # dh'/dh = diag(tanh') W_hh: a product of T of these vanishes or explodes geometrically, @bengio1994learning
         if self.kind == "rnn":
             return torch.tanh(xi + state @ self.weight_hh.T + self.bias_hh)
         if self.kind == "lstm":
             h, c = state
+            # the LSTM's additive cell update: the constant error carousel, @hochreiter1997lstm
             gates = torch.addmm(xi + self.bias_hh, h, self.weight_hh.T)   # xi + b_hh + h W_hh^T, one fused call
             s = torch.sigmoid(gates)                                      # i, f, o (the g slot is unused)
             i, f, _, o = s.split(H, dim=1)
             g = torch.tanh(gates[:, 2 * H:3 * H])
+            # the forget gate f scales the old cell state, @gers2000forget
             c = f * c + i * g
             return o * torch.tanh(c), c
+        # the GRU: reset and update gates, eqs. (5)-(8), @cho2014gru
         gh = state @ self.weight_hh.T + self.bias_hh
         ir, iz, inn = xi.split(H, dim=1)
         hr, hz, hn = gh.split(H, dim=1)

@@ -82,6 +82,7 @@ class EncoderBlock(nn.Module):
         return self.dropout2(self.linear2(self.dropout(self.act(self.linear1(x)))))
 
     def forward(self, x: torch.Tensor, key_padding_mask=None, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
+        # pre-LN (x + f(LN(x))) against post-LN (LN(x + f(x))), @xiong2020layer
         if self.norm_first:   # pre-norm: x + f(norm(x))
             x = x + self._sa(self.norm1(x), key_padding_mask, attn_mask, is_causal)
             return x + self._ff(self.norm2(x))

@@ -48,12 +48,14 @@ class Autoencoder(nn.Module):
 
 def linear_autoencoder(code: int, pixels: int = 784, center: torch.Tensor | None = None) -> Autoencoder:
     """784 -> k -> 784, affine maps only: the autoencoder that PCA solves in closed form."""
+    # a linear autoencoder's optimum spans the top-k principal subspace, in any basis, @baldi1989linear
     return Autoencoder(nn.Sequential(nn.Flatten(), nn.Linear(pixels, code)), nn.Linear(code, pixels), code, center=center)
 
 
 def mlp_autoencoder(code: int, hidden: tuple[int, ...] = (512, 128), pixels: int = 784) -> Autoencoder:
     """784 -> hidden... -> k -> reversed(hidden)... -> 784, ReLU between layers, sigmoid on the output
     (a smaller cousin of Hinton & Salakhutdinov's 784-1000-500-250-k)."""
+    # a deep nonlinear autoencoder, better than PCA at small codes, @hinton2006reducing
     sizes = [pixels, *hidden]
     enc: list[nn.Module] = [nn.Flatten()]
     for a, b in zip(sizes, sizes[1:]):

@@ -56,6 +56,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
 
     z1, z2: (N, d), row i of each from the same image. Each of the 2N views is a query whose positive is
     its partner and whose negatives are the other 2N - 2 views; the loss is the mean over all 2N."""
+    # NT-Xent, eq. (1), @chen2020simclr
     n = len(z1)
     z = F.normalize(torch.cat([z1, z2]), dim=1)                         # (2N, d), unit rows
     sim = z @ z.T / temperature                                          # (2N, 2N) cosine / T
@@ -98,6 +99,7 @@ class MoCo(nn.Module):
 
     def __init__(self, encoder: nn.Module, head: nn.Module, queue_size: int = 4096, momentum: float = 0.99,
                  temperature: float = 0.2, bn_splits: int = 4):
+        # MoCo v2: an MLP projection head and SimCLR's augmentations on MoCo, @chen2020mocov2
         super().__init__()
         self.encoder, self.head = encoder, head
         self.key_encoder, self.key_head = copy.deepcopy(encoder), copy.deepcopy(head)
@@ -119,6 +121,7 @@ class MoCo(nn.Module):
         """theta_k <- m theta_k + (1 - m) theta_q (eq. 2 of He et al.). The key encoder keeps its own
         batch-norm running statistics: it always runs on batches (train mode), and only the query encoder
         is evaluated."""
+        # the key encoder's momentum update, eq. (2), @he2020moco
         for pk, pq in zip(self.key_parameters(), self.query_parameters()):
             pk.mul_(self.momentum).add_(pq.detach(), alpha=1 - self.momentum)
 

@@ -16,6 +16,8 @@ from torch import nn
 class AlexNet(nn.Module):
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, widths=(64, 192, 384, 256, 256), hidden: int = 4096,
                  stem_kernel: int = 11, stem_stride: int = 4, stem_padding: int = 2, pool_out: int = 6, dropout: float = 0.5):
+        # the single-tower widths (64, 192, 384, 256, 256), @krizhevsky2014weird
+        # five convolutional and three fully connected layers (sec. 3.5), @krizhevsky2012imagenet
         super().__init__()
         w1, w2, w3, w4, w5 = widths
         self.features = nn.Sequential(

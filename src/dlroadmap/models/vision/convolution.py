@@ -23,6 +23,7 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    # the output-size relationship for padding, stride and dilation, @dumoulin2016guide
     out = (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
     if out <= 0:
         raise ValueError(f"input of size {size} is too small for kernel {kernel} (dilation {dilation}, padding {padding})")
@@ -67,6 +68,7 @@ def pad2d(x: torch.Tensor, padding: tuple[int, int], value: float = 0.0) -> torc
 def im2col(x: torch.Tensor, kernel, stride=1, padding=0, dilation=1, pad_value: float = 0.0) -> tuple[torch.Tensor, int, int]:
     """Receptive fields as columns: (N, C, KH*KW, H_out, W_out). Each kernel offset (i, j) picks a
     strided slice of the padded input; stacking the slices gives every patch at once."""
+    # unfold every receptive field into a column so the convolution becomes one matrix product, @chellapilla2006im2col
     kh, kw = _pair(kernel)
     sh, sw = _pair(stride)
     ph, pw = _pair(padding)

@@ -51,6 +51,7 @@ class SqueezeExcitation(nn.Module):
         self.act = nn.SiLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # squeeze, eq. (2), then excitation, eq. (3), @hu2018senet
         s = x.mean((2, 3), keepdim=True)                      # squeeze: one number per channel
         return x * torch.sigmoid(self.fc2(self.act(self.fc1(s))))   # excite: gate each channel
 
@@ -70,6 +71,7 @@ class MBConv(nn.Module):
         self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the inverted residual with a linear bottleneck, @sandler2018mobilenetv2
         out = self.block(x)
         if not self.use_residual:
             return out
@@ -82,6 +84,7 @@ class MBConv(nn.Module):
 class EfficientNet(nn.Module):
     def __init__(self, variant: str = "b0", num_classes: int = 1000, in_channels: int = 3, width: float | None = None,
                  depth: float | None = None, dropout: float | None = None, stochastic_depth: float = 0.2, stem_stride: int = 2):
+        # compound scaling of depth, width and resolution, eq. (3), @tan2019efficientnet
         super().__init__()
         w_mult, d_mult, _, drop = SCALING[variant]
         w_mult, d_mult, drop = width or w_mult, depth or d_mult, drop if dropout is None else dropout

@@ -17,6 +17,7 @@ from torch import nn
 
 class LeNet5(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32, activation: str = "tanh", pool: str = "avg"):
+        # C1, S2, C3, S4, C5, F6 and the output layer (sec. II.B), @lecun1998gradient
         super().__init__()
         if input_size not in (28, 32):
             raise ValueError("LeNet-5 takes 32x32 inputs (or 28x28, padded by the first convolution)")

@@ -20,6 +20,7 @@ CONFIGS: dict[str, list[int | str]] = {
 
 
 def make_features(cfg: list[int | str], in_channels: int = 3, batch_norm: bool = False, width: float = 1.0) -> nn.Sequential:
+    # configurations A (VGG-11) and D (VGG-16) of table 1, @simonyan2014vgg
     layers: list[nn.Module] = []
     c = in_channels
     for v in cfg:

@@ -151,6 +151,7 @@ def run_foundation(config: FoundationConfig, tracker: Tracker) -> Result:
                 sub = test[: config.cot_items]
                 direct, cot = [], []
                 for text, label in sub:
+                    # chain-of-thought prompting: reasoning steps before the answer, @wei2022chain
                     q = f"{text} Think step by step, then end with 'The answer is N.'"
                     cot.append(_parse(task, tok.decode(generate(model, tok.chat(q), config.cot_tokens, eos_id=tok.eos_id)[0])) == label)
                     direct.append(_parse(task, tok.decode(generate(model, tok.chat(f"{text} Reply with the number only."), 6, eos_id=tok.eos_id)[0])) == label)
