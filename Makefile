@@ -16,7 +16,7 @@ IMAGE ?= dlroadmap-serve:latest
 SLIM_IMAGE ?= dlroadmap-serve-slim:latest
 BASE_IMAGE ?= localhost/dlr-base:bookworm
 
-.PHONY: demo test bench install tflite horovod image image-slim container-test verify-full verify-seeds clean help
+.PHONY: demo test bench install tflite horovod image image-slim container-test verify-full verify-seeds replicate clean help
 
 help:
 	@echo "make demo   - create .venv, install, run 'dlr tour --quick' (report in runs/demo/report.html)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench  - run benchmarks/ (JSON results in benchmarks/results/)"
 	@echo "make verify-full  - every node's full preset on the full datasets in ../shared/data (not in CI: long)"
 	@echo "make verify-seeds - the quick tour at seeds 0, 1 and 2: every expectation must hold at each seed"
+	@echo "make replicate - rerun the published numbers (replications.toml): full presets at seeds 0, 1, 2 (hours)"
 	@echo "make tflite - create .venv-tflite with litert-torch, for 'dlr export --format tflite'"
 	@echo "make horovod - build Horovod 0.28.1 (with its C++17 fix) into .venv-horovod, for the distributed node (~2.5 min)"
 	@echo "make image  - build the model-server image with podman (Dockerfile; offline base + wheelhouse)"
@@ -80,6 +81,11 @@ verify-full: $(STAMP) $(TFLITE_STAMP)
 
 verify-seeds: $(STAMP) $(TFLITE_STAMP)
 	$(VENV)/bin/dlr tour --quick --seeds 0,1,2 --jobs $(VERIFY_JOBS) --track none --out runs/verify-seeds
+
+# Published numbers rerun (dlroadmap/replications.toml): each claim's node, full preset, seeds 0-2; not in CI (hours).
+replicate: export DLR_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
+replicate: $(STAMP) $(HOROVOD_STAMP)
+	$(VENV)/bin/dlr replicate --seeds 0,1,2 --out runs/replicate
 
 # Benchmarks that need full datasets find them through DLR_DATA_DIR (default: ../shared/data when present).
 bench: export DLR_DATA_DIR ?= $(wildcard $(abspath ../shared/data))

@@ -210,3 +210,38 @@ result = run("p4.research.multimodal", quick=QUICK)
 
 # %%
 result = run("p4.research.foundation", quick=QUICK)
+
+# %% [markdown]
+# ## Contribute to Open Source & Research
+
+# %% [markdown]
+# ### Read arXiv papers (`p4.oss.arxiv`)
+#
+# Every paper the nodes cite is an entry of `references.bib`, and the code marks the lines that compute its
+# equations (`# eq. (1), @vaswani2017attention`): `dlr paper KEY` lists them, the report's `papers.html` shows them
+# beside the nodes' results. The arXiv API's Atom feed is read with the standard library and must agree with the
+# entry; `dlr papers add ARXIV_ID` adds a new paper (with network).
+
+# %%
+result = run("p4.oss.arxiv", quick=QUICK)
+
+# %% [markdown]
+# ### Replicate SOTA models (`p4.oss.replicate`)
+#
+# A published number rerun through the replication harness: FrozenLake's stated optima (0.74 and 0.91), measured at
+# three seeds by simulating the optimal policy that backward induction finds on the environment's own transition
+# table. `dlr replicate` runs the whole table of claims (`replications.toml`): each claim's node in its full preset
+# at three seeds, its mean against the published figure, a missed band shown as missed.
+
+# %%
+result = run("p4.oss.replicate", quick=QUICK)
+
+# %% [markdown]
+# ### Publish or blog your work (`p4.oss.publish`)
+#
+# One run written up as a post (`dlr publish RUN`): Markdown with YAML front matter, and a standalone HTML page with
+# the figures inside, the metrics against the expectations, the papers, and how to reproduce it. Headless Chromium
+# renders the page; the post's own reproduce command, rerun, must give the same numbers.
+
+# %%
+result = run("p4.oss.publish", quick=QUICK)

@@ -68,11 +68,13 @@ def test_unknown_node_suggests(cli, tmp_path):
     one_line_error(code, err, "p2.fnn.backprop")
 
 
-def test_not_implemented_node(cli):
-    missing = [n.id for n in registry.load().nodes if n.status == "missing"]
-    if not missing:
-        pytest.skip("every node is implemented")
-    code, _, err = cli("run", missing[0], "--quick")
+def test_not_implemented_node(cli, monkeypatch):
+    """Every node is built now: a registry where one is still `missing` stands in, as the next roadmap bullet will."""
+    text = registry.ROADMAP_TOML.read_text(encoding="utf-8")
+    block = text.index('id = "p1.nn.cost"')
+    text = text[:block] + text[block:].replace('status = "implemented"', 'status = "missing"', 1)
+    monkeypatch.setattr(registry, "load", lambda: registry.parse(text))
+    code, _, err = cli("run", "p1.nn.cost", "--quick")
     one_line_error(code, err, "not implemented yet")
 
 

@@ -79,7 +79,8 @@ class Expectation:
 
 
 # Optional parts of the environment that some expectations need: name -> "module:function" returning truthy when present.
-CONDITIONS = {"tflite": "dlroadmap.deploy.export:tflite_python", "podman": "dlroadmap.io:podman_available"}
+CONDITIONS = {"tflite": "dlroadmap.deploy.export:tflite_python", "podman": "dlroadmap.io:podman_available",
+              "chromium": "dlroadmap.publish:browser"}
 
 
 def condition_holds(name: str) -> bool:

@@ -109,6 +109,22 @@ def render(out: Path) -> str:
                      "Fréchet LeNet Distance (our LeNet-5's features, not Inception; lower is better, comparable at equal sample counts).</p>")
         parts.append("<div class=plots>" + "".join(_img(p) for _, p in grids) + "</div>")
 
+    # Replications (`dlr replicate`): the published figure against this machine's mean over seeds; misses stay visible.
+    table = out / "replications.json"
+    if table.is_file():
+        rows = json.loads(table.read_text()).get("rows", [])
+        parts.append("<h2>Replications</h2><p>Each claim's node in its full preset at several seeds (<code>dlr replicate</code>); "
+                     "the verdict compares the mean with the declared band.</p><table><tr><th>claim</th><th>source</th><th>published</th>"
+                     "<th>here (mean &plusmn; sd)</th><th>gap</th><th>band</th><th>verdict</th></tr>")
+        for r in rows:
+            here = "" if r.get("mean") is None else f"{fmt_value(r['mean'])} &plusmn; {fmt_value(r['std'])}"
+            cls = {"within band": "pass", "missed band": "fail"}.get(r["verdict"], "fail")
+            gap = "" if r.get("gap") is None else f"{r['gap']:+.4g}"
+            parts.append(f"<tr><td>{_esc(r['claim'])}<br><small>{_esc(r['setting'])}</small></td><td>{_esc(r['source'])}</td>"
+                         f"<td>{fmt_value(r['published'])}</td><td>{here}</td><td>{gap}</td>"
+                         f"<td>[{fmt_value(r['band'][0])}, {fmt_value(r['band'][1])}]</td><td class={cls}>{_esc(r['verdict'])}</td></tr>")
+        parts.append("</table>")
+
     # Runs: metrics against expectations, then plots.
     parts.append("<h2>Runs</h2>" if results else "<h2>Runs</h2><p>No results yet: run <code>dlr tour --quick</code>.</p>")
     for node in roadmap.nodes:

@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args, get_origin
 import annotated_types
 from pydantic import ValidationError
 
+from dlroadmap.environment import environment
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.io import check_writable_dir, write_json
@@ -134,6 +135,7 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
             result.node, result.title, result.quick, result.preset = node.id, node.title, quick, preset
             result.config = config.model_dump()
             result.finished = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            result.environment = environment()
             checks = node.check(result.metrics, quick=quick)
             result.expectations = [
                 {"metric": e.metric, "op": e.op, "value": e.value, "got": result.metrics.get(e.metric), "passed": ok}

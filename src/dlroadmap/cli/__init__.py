@@ -14,6 +14,8 @@
     dlr dvc init NODE           a node as a DVC pipeline (prepare -> train -> export -> evaluate) for `dvc repro`
     dlr notebooks build|run     the notebooks: .ipynb from their jupytext sources; one run on a Jupyter kernel
     dlr papers / dlr paper KEY  the papers the nodes cite, and the code lines that compute their equations
+    dlr publish RUN             a post about one run: Markdown + standalone HTML, with how to reproduce it
+    dlr replicate [--only IDS]  published numbers rerun: full presets at 3 seeds, mean against the paper
 
 User mistakes (unknown id, bad --set, missing data, unwritable --out, bad checkpoint) print one
 line and exit with code 2; nothing is left half-written.
@@ -26,7 +28,7 @@ import sys
 import typer
 
 from dlroadmap import __version__
-from dlroadmap.cli import data, deploy, dvc, explain, hub, nodes, notebooks, papers, runs, tune  # noqa: F401  (each module registers its commands on `app`)
+from dlroadmap.cli import data, deploy, dvc, explain, hub, nodes, notebooks, research, runs, tune  # noqa: F401  (each module registers its commands on `app`)
 from dlroadmap.cli.common import app, default_out
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.ui import console

@@ -59,6 +59,7 @@ class Result:
     seconds: float = 0.0
     expectations: list[dict[str, Any]] = field(default_factory=list)
     passed: bool = False
+    environment: dict[str, Any] = field(default_factory=dict)   # machine, packages, git commit (dlroadmap.environment)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
