@@ -99,3 +99,19 @@ def test_dlr_hub_save_and_push_offline_is_one_line(cli, tmp_path, monkeypatch):
 def test_reading_a_folder_that_is_not_one(tmp_path):
     with pytest.raises(UserError, match="not a Hub model folder"):
         load_hub_folder(tmp_path)
+
+
+@pytest.mark.slow
+def test_card_of_a_real_run_says_how_to_reproduce_it(tmp_path):
+    """The card is built from the same facts as the run's post (dlroadmap.publish.run_facts)."""
+    from dlroadmap import registry
+    from dlroadmap.deploy.bundle import find_bundle
+    from dlroadmap.publish import run_facts
+    from dlroadmap.runner import run_id
+
+    run_id(registry.load().get("p2.fnn.backprop"), tmp_path, quick=True, track="none", sets=["epochs=1"])
+    folder = save_hub_folder(find_bundle(tmp_path / "p2.fnn.backprop"), tmp_path / "hub")
+    card = (folder / "README.md").read_text()
+    facts = run_facts(tmp_path / "p2.fnn.backprop")
+    assert "## Reproduce it" in card and facts["command"] in card and facts["command"].endswith("--set epochs=1")
+    assert "Rumelhart et al. 1986" in card and f"git checkout {facts['commit']}" in card

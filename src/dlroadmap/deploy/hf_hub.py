@@ -49,6 +49,19 @@ Input shape {{ input_shape }}; preprocessing {{ preprocessing }}.
 | --- | --- |
 {% for k, v in metrics.items() %}| {{ k }} | {{ v }} |
 {% endfor %}
+{% if command %}
+## Reproduce it
+
+```bash
+git checkout {{ commit }}
+make install
+{{ command }}
+```
+{% endif %}{% if papers %}
+## Papers
+
+{% for p in papers %}- {{ p }}
+{% endfor %}{% endif %}
 """
 
 
@@ -78,17 +91,27 @@ class HubModel(nn.Module, PyTorchModelHubMixin, library_name="dlroadmap", tags=[
                                        repo_url=self._hub_mixin_info.repo_url, **{"node": "?", "repo_id": "FOLDER", **kwargs})
 
 
-def _run_metrics(bundle) -> tuple[dict[str, float], str]:
-    """The metrics and node id of the run that wrote the bundle: its result.json once the run has finished,
-    else the figures the run recorded in the bundle's source when it saved the model (e.g. test_accuracy)."""
+def _run_card(bundle) -> dict[str, Any]:
+    """What the card says about the run that wrote the bundle: its result.json's metrics once the run has finished
+    (else the figures the run recorded in the bundle's source when it saved the model, e.g. test_accuracy), and,
+    for a run of a registered node, the same reproducibility facts as its post (dlroadmap.publish.run_facts:
+    the reproduce command, the commit, the papers)."""
+    from dlroadmap.publish import run_facts
+
     source = bundle.config.get("source", {})
+    run_dir = Path(source["run_dir"]) if source.get("run_dir") else None
     try:
-        result = json.loads((Path(source["run_dir"]) / "result.json").read_text()) if source.get("run_dir") else {}
+        result = json.loads((run_dir / "result.json").read_text()) if run_dir else {}
     except (OSError, ValueError):
         result = {}
     numbers = result.get("metrics") or {k: v for k, v in source.items() if k not in ("node", "run_dir")}
     metrics = {k: float(v) for k, v in numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return metrics, result.get("node") or source.get("node", "?")
+    try:
+        facts = run_facts(run_dir) if result else {}
+    except (UserError, OSError, ValueError, KeyError):   # not a registered node's run: metrics only
+        facts = {}
+    return {"metrics": metrics, "node": result.get("node") or source.get("node", "?"), "command": facts.get("command"),
+            "commit": facts.get("commit") or "COMMIT", "papers": [p["cite"] for p in facts.get("papers", [])]}
 
 
 def from_bundle(bundle) -> HubModel:
@@ -103,11 +126,11 @@ def save_hub_folder(bundle, folder: str | os.PathLike, repo_id: str | None = Non
     """Write the Hub layout of `bundle` into `folder`, atomically: built in a sibling temporary folder, then renamed."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    metrics, node = _run_metrics(bundle)
+    card = _run_card(bundle)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        from_bundle(bundle).save_pretrained(tmp, model_card_kwargs={"metrics": metrics, "node": node, "repo_id": repo_id or str(folder),
-                                                                     "tags": [node] if node != "?" else []})
+        from_bundle(bundle).save_pretrained(tmp, model_card_kwargs={**card, "repo_id": repo_id or str(folder),
+                                                                     "tags": [card["node"]] if card["node"] != "?" else []})
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
