@@ -68,3 +68,8 @@ def test_replicate_runs_a_node_at_seeds_and_writes_the_table(tmp_path, monkeypat
     write_report(tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "Replications" in page and "not measured" in page
+    # Run again: the finished node is reused (same numbers, no new run), unless --fresh.
+    before = (tmp_path / "p1.prob.gaussian" / "result.json").stat().st_mtime_ns
+    again = replicate([CLAIM], tmp_path, [0, 1, 2])
+    assert again["rows"][0]["values"] == got["c"]["values"] and (tmp_path / "p1.prob.gaussian" / "result.json").stat().st_mtime_ns == before
+    assert replicate([CLAIM], tmp_path, [0, 1])["rows"][0]["seeds"] == [0, 1]        # other seeds: run, not reused

@@ -12,6 +12,7 @@ metric the node did not produce is "not measured": both are shown, never dropped
 from __future__ import annotations
 
 import datetime as dt
+import json
 import statistics
 import time
 import tomllib
@@ -73,9 +74,21 @@ def row(claim: Claim, values: list[float], seeds: list[int], seconds: float | No
     return {**base, "mean": mean, "std": std, "gap": mean - claim.published, "verdict": "within band" if lo <= mean <= hi else "missed band"}
 
 
-def replicate(claims: list[Claim], out: str | Path, seeds: list[int], *, track: str = "none", progress=None) -> dict[str, Any]:
+def finished_summary(out: Path, node_id: str, seeds: list[int]) -> dict[str, Any] | None:
+    """<out>/<node>/result.json when it is a finished full-preset run at exactly these seeds (a table resumed after
+    an interruption reuses it instead of running the node again), else None."""
+    try:
+        summary = json.loads((out / node_id / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ok = summary.get("seeds") == seeds and summary.get("preset") == "full" and not summary.get("error") and len(summary.get("per_seed", [])) == len(seeds)
+    return summary if ok else None
+
+
+def replicate(claims: list[Claim], out: str | Path, seeds: list[int], *, track: str = "none", progress=None, fresh: bool = False) -> dict[str, Any]:
     """Run every claim's node (once per node, whatever its number of claims) in its full preset at `seeds`, and
-    write <out>/replications.json. A node that crashes gives its claims "not measured" rows and the rest go on."""
+    write <out>/replications.json after each node. A node that crashes gives its claims "not measured" rows and the
+    rest go on; a node already run here at these seeds in its full preset is reused unless `fresh`."""
     from dlroadmap.runner import error_line, run_seeds
 
     out = Path(out)
@@ -88,12 +101,13 @@ def replicate(claims: list[Claim], out: str | Path, seeds: list[int], *, track: 
         if progress:
             progress(f"{node_id}: full preset at seeds {', '.join(map(str, seeds))} ({', '.join(c.id for c in node_claims)})")
         start = time.perf_counter()
+        done = None if fresh else finished_summary(out, node_id, seeds)
         try:
-            summary = run_seeds(roadmap.get(node_id), out, seeds, quick=False, track=track)
+            summary = done or run_seeds(roadmap.get(node_id), out, seeds, quick=False, track=track)
             per_seed = [s["metrics"] for s in summary["per_seed"]]
         except Exception as e:   # a crash is a row, not the end of the table
             errors[node_id], per_seed = error_line(e), []
-        seconds = time.perf_counter() - start
+        seconds = summary["seconds"] if done else time.perf_counter() - start
         for c in node_claims:
             values = [float(m[c.metric]) for m in per_seed if isinstance(m.get(c.metric), (int, float))]
             rows.append(row(c, values, seeds, seconds))

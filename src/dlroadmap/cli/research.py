@@ -123,11 +123,13 @@ def replicate(
     seeds: str = typer.Option("0,1,2", "--seeds", help="comma-separated seeds: each claim's node runs its full preset at each"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="runs and replications.json [default: <$DLR_OUT or ./runs>/replicate]"),
     list_only: bool = typer.Option(False, "--list", help="print the claims (replications.toml) without running anything"),
+    fresh: bool = typer.Option(False, "--fresh", help="rerun every node, even one already run in OUT at these seeds (full preset)"),
 ) -> None:
     """Rerun published numbers: each claim's node in its full preset at every seed, its mean against the paper's figure.
 
     Full presets read the full datasets (DLR_DATA_DIR) and take from minutes to an hour each on a laptop CPU;
-    `make replicate` runs all of them. The table goes to OUT/replications.json and to the report.
+    `make replicate` runs all of them. The table goes to OUT/replications.json (after each node) and to the
+    report; run it again after an interruption and the nodes already done at these seeds are reused.
     """
     from rich.console import Console
 
@@ -148,7 +150,7 @@ def replicate(
     if not seed_list:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
     out = check_writable_dir(out or default_out() / "replicate")
-    table = run_claims(claims, out, seed_list, progress=lambda msg: console.print(f"[dim]{msg}[/]"))
+    table = run_claims(claims, out, seed_list, fresh=fresh, progress=lambda msg: console.print(f"[dim]{msg}[/]"))
     Console().print(_replication_table(table["rows"]))
     for node, err in table["errors"].items():
         console.print(f"[red]{node} crashed: {err}[/]")
