@@ -64,11 +64,12 @@ demo: $(STAMP)
 	$(VENV)/bin/dlr tour --quick --out runs/demo
 
 # pytest exits 5 when it collected no tests: treat that as a failure, loudly. Tests start longest first
-# (tests/conftest.py) and --dist worksteal lets an idle worker take queued tests from the busy one: with
-# the default scheduling one worker sat idle for minutes while the other still held a queue of nodes.
+# (tests/conftest.py: the five notebooks, 20 s to 9 min each) and are handed out one at a time to whichever
+# worker is free (--dist load --maxschedchunk 1: Graham's LPT rule). With --dist worksteal the first worker
+# kept the three longest notebooks in its own queue (21:19 in CI); the default chunks also pair them badly.
 test: $(STAMP) $(TFLITE_STAMP)
 	@start=$$(date +%s); \
-	DLR_REQUIRE_TFLITE=1 $(VENV)/bin/pytest -n 2 --dist worksteal --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	DLR_REQUIRE_TFLITE=1 $(VENV)/bin/pytest -n 2 --dist load --maxschedchunk 1 --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	echo "make test: pytest exit $$rc after $$(( $$(date +%s) - start ))s"; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing"; exit 1; fi; \
 	exit $$rc

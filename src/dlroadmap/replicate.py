@@ -119,6 +119,27 @@ def replicate(claims: list[Claim], out: str | Path, seeds: list[int], *, track: 
     return table
 
 
+def claims_against_nodes(claims) -> tuple[int, int]:
+    """(claims whose node is not implemented or never produces the metric, claims whose @source is not in the bibliography).
+    A metric counts as produced when the node declares it or its experiment module spells it out."""
+    from dlroadmap.papers import bibliography
+
+    import re
+
+    roadmap, bad_metric, bad_source = registry.load(), 0, 0
+    for c in claims:
+        node = roadmap.get(c.node)
+        declared = {e.metric for e in node.expect}
+        source = (registry.EXPERIMENTS.parent / node.module_file).read_text()
+        # the metric's name as a literal, or as an f-string template that produces it and spells most of it out
+        # (f"{key}_optimum_measured" yes; f"frozen_{a}_{b}" would take any typo, so it does not count)
+        templates = [t for t in re.findall(r'f"([^"]*\{[^"]*)"', source) if len(re.sub(r"\{[^}]*\}", "", t)) >= 0.6 * len(c.metric)]
+        produced = f'"{c.metric}"' in source or any(re.fullmatch(re.sub(r"\\\{[^}]*\\\}", "[a-z0-9_]+", re.escape(t)), c.metric) for t in templates)
+        bad_metric += not node.implemented or (c.metric not in declared and not produced)
+        bad_source += c.source.startswith("@") and c.source[1:] not in bibliography()
+    return bad_metric, bad_source
+
+
 def verdict_counts(table: dict[str, Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in table["rows"]:
