@@ -40,7 +40,9 @@ def test_report_is_self_contained_and_complete(report):
 
 
 def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    from dlroadmap.publish import browser   # the one lookup of a headless-capable Chromium (also `dlr publish`'s)
+
+    return browser()
 
 
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
