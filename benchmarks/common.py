@@ -22,6 +22,16 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]
     return statistics.median(times), times
 
 
+def gemm_peak(dtype, n: int = 2048) -> float:
+    """This machine's GEMM rate in GFLOP/s: the best of 3 n x n matmuls in `dtype` (a torch dtype)."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = min(median_time(lambda: a @ b, 1)[0] for _ in range(3))
+    return 2 * n ** 3 / best / 1e9
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
     result = {"benchmark": name, "machine": machine(), **result}
     return write_json(RESULTS / f"{name}.json", result)

@@ -1,7 +1,8 @@
-"""kill -9 in the middle of an epoch, `dlr run --resume`, and the final weights are bit-identical."""
+"""kill -9 in the middle of an epoch, `dlr run --resume`, and the final weights are bit-identical (eager and compiled)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,20 +22,22 @@ def dlr(*args: str) -> list[str]:
     return [sys.executable, "-c", "from dlroadmap.cli import main; main()", *args]
 
 
-def run(out: Path, *extra: str) -> None:
-    proc = subprocess.run(dlr("run", NODE, *ARGS, "--out", str(out), *extra), capture_output=True, text=True, timeout=300)
+def run(out: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    proc = subprocess.run(dlr("run", NODE, *ARGS, "--out", str(out), *extra), capture_output=True, text=True, timeout=300, env=env)
     # 0 or 1: the run finished (1 = a short run missed the accuracy expectation; not what is tested here)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert (out / NODE / "result.json").is_file()
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_gives_identical_weights(tmp_path):
-    env = dict(os.environ, DLR_PROGRESS="0")
+@pytest.mark.parametrize("compiled", [(), ("--compile",)], ids=["eager", "compiled"])
+def test_sigkill_then_resume_gives_identical_weights(tmp_path, compiled):
+    # compiled: all three runs torch.compile the model (into a cache of their own: the first compiles, the others load)
+    env = dict(os.environ, DLR_PROGRESS="0", TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    run(ref)
+    run(ref, *compiled, env=env)
 
-    proc = subprocess.Popen(dlr("run", NODE, *ARGS, "--out", str(killed)), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(dlr("run", NODE, *ARGS, "--out", str(killed), *compiled), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckdir = killed / NODE / "checkpoints"
     deadline = time.time() + 240
     step = 0
@@ -55,7 +58,8 @@ def test_sigkill_then_resume_gives_identical_weights(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert not (killed / NODE / "model" / "model.safetensors").exists(), "the run was killed before finishing"
 
-    run(killed, "--resume")
+    run(killed, "--resume", *compiled, env=env)
+    assert json.loads((killed / NODE / "result.json").read_text())["config"]["compile"] is bool(compiled)
     a = load_file(str(ref / NODE / "model" / "model.safetensors"))
     b = load_file(str(killed / NODE / "model" / "model.safetensors"))
     assert a.keys() == b.keys()

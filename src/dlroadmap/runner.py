@@ -28,11 +28,12 @@ from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.io import check_writable_dir, write_json
 from dlroadmap.registry import Node
 from dlroadmap.train import distributed
+from dlroadmap.train.compiled import compiling
 from dlroadmap.train.tracking import Tracker
 
 # Config keys that do not change what a run shows: a run that differs from its preset only in these
-# still counts as that preset (a seed sweep verifies; a bf16 run or a --set override does not).
-NEUTRAL_KEYS = ("seed", "device", "resume")
+# still counts as that preset (a seed sweep verifies, so does a compiled run; a bf16 run or a --set override does not).
+NEUTRAL_KEYS = ("seed", "device", "resume", "compile")
 
 
 # --- building a config from the command line -------------------------------------------------
@@ -130,7 +131,8 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
         with Tracker(run_dir, track, root=out, run_name=run_name or node.id,
                      tags={"node": node.id, "mode": "quick" if quick else "full", "preset": preset, **(tags or {})}) as tracker:
             tracker.log_params({"node": node.id, "quick": quick, **config.model_dump()})
-            result: Result = experiment.run(config, tracker)
+            with compiling(config.compile):
+                result: Result = experiment.run(config, tracker)
             result.seconds = time.perf_counter() - t0
             result.node, result.title, result.quick, result.preset = node.id, node.title, quick, preset
             result.config = config.model_dump()

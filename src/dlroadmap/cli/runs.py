@@ -25,6 +25,7 @@ def run(
     out: Optional[Path] = OutOpt,
     resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in <out>/<id>/checkpoints"),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (autocast)"),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model of every training step: a one-off compile (cached in ~/.cache/dlroadmap/inductor), then faster steps"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="run at several seeds, e.g. 0,1,2: each metric's mean, min and max; passes only if every seed does"),
@@ -34,7 +35,8 @@ def run(
     """Run one node's experiment, track it, check its expectations, and write <out>/<id>/result.json.
 
     Examples: `dlr run p2.cnn.filters --quick`, `dlr run p2.cnn.filters --quick --seeds 0,1,2`,
-    `dlr run p2.fnn.backprop --set lr=0.003 --precision bf16`, `dlr run p2.fnn.backprop --quick --nproc 2`.
+    `dlr run p2.fnn.backprop --set lr=0.003 --precision bf16`, `dlr run p2.fnn.backprop --quick --nproc 2`,
+    `dlr run p3.nlp.transformers --compile`.
     Several machines: `torchrun --nnodes 2 --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:29400 -m dlroadmap.cli run ID` on each.
     """
     from dlroadmap.report import write_report
@@ -54,6 +56,7 @@ def run(
         raise UserError("a data-parallel run trains one seed: give --seed, not --seeds")
     if nproc is not None and not distributed.launched():
         args = ["run", node.id, "--track", track, "--out", str(out)] + (["--quick"] if quick else []) + (["--resume"] if resume else [])
+        args += ["--compile"] if compile_ else []
         args += [a for item in set_ or [] for a in ("--set", item)]
         for flag, value in (("--precision", precision), ("--device", device), ("--seed", seed)):
             if value is not None:
@@ -68,10 +71,10 @@ def run(
                           f"Add --resume to continue from its last checkpoint[/]")
         raise typer.Exit(rc)
     if not distributed.is_main():  # a torchrun worker other than rank 0: train, write nothing, print nothing
-        run_id(node, out, quick=quick, sets=set_ or [], track="none", resume=resume or None, precision=precision, device=device, seed=seed)
+        run_id(node, out, quick=quick, sets=set_ or [], track="none", resume=resume or None, compile=compile_ or None, precision=precision, device=device, seed=seed)
         return
     if seed_list is not None:
-        summary = run_seeds(node, out, seed_list, quick=quick, sets=set_ or [], track=track, resume=resume or None, precision=precision, device=device)
+        summary = run_seeds(node, out, seed_list, quick=quick, sets=set_ or [], track=track, resume=resume or None, compile=compile_ or None, precision=precision, device=device)
         write_report(out)
         console.print(seeds_table([summary]))
         console.print(f"run folders: {out / node.id}/seed-*   report: {out / 'report.html'}   ({summary['seconds']:.1f}s)")
@@ -79,7 +82,7 @@ def run(
             console.print(f"[red]{node.id}: an expectation was missed at seed(s) {', '.join(str(r['seed']) for r in summary['per_seed'] if not r['passed'])}[/]")
             raise typer.Exit(1)
         return
-    result = run_id(node, out, quick=quick, sets=set_ or [], track=track, resume=resume or None, precision=precision, device=device, seed=seed)
+    result = run_id(node, out, quick=quick, sets=set_ or [], track=track, resume=resume or None, compile=compile_ or None, precision=precision, device=device, seed=seed)
     write_report(out)
     console.print(result_table([result.to_json()]))
     if result.notes:

@@ -32,6 +32,7 @@ class ExperimentConfig(BaseModel):
     device: str = Field("auto", description="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 = autocast to bfloat16 (fast on AMX CPUs and GPUs)")
     resume: bool = Field(False, description="continue from the run folder's latest checkpoint")
+    compile: bool = Field(False, description="torch.compile the model of every training step (compiled once per machine and shape, cached)")
 
     # Overrides applied by --quick: small enough to finish in seconds to a minute on 2 cores.
     QUICK: ClassVar[dict[str, Any]] = {}

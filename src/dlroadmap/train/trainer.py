@@ -1,9 +1,9 @@
 """The one Trainer used by every PyTorch experiment.
 
 The training step itself is four lines (forward, loss, backward, step). Everything else here is
-engineering that every experiment gets for free: device choice, bf16 autocast, gradient clipping,
-LR schedules, callbacks, a progress bar, a NaN/inf guard, seeding, and checkpoints that resume
-exactly (same batches, same RNG draws, same weights, bit for bit).
+engineering that every experiment gets for free: device choice, bf16 autocast, torch.compile
+(train/compiled.py), gradient clipping, LR schedules, callbacks, a progress bar, a NaN/inf guard,
+seeding, and checkpoints that resume exactly (same batches, same RNG draws, same weights, bit for bit).
 
 Two ways to train beyond "one optimiser, one loss per batch":
   - several optimisers (a GAN's discriminator and generator): pass `optimizer={"d": ..., "g": ...}`
@@ -31,7 +31,8 @@ from torch import nn
 from dlroadmap.data.loader import NoData, ResumableLoader, resumable
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.train import checkpoint as ckpt
-from dlroadmap.train import distributed
+from dlroadmap.train import compiled, distributed
+from dlroadmap.train import memory_format as layout
 from dlroadmap.train.callbacks import Callback, ModelCheckpoint, attached_callbacks
 
 PRECISIONS = ("fp32", "bf16")
@@ -125,6 +126,7 @@ class Trainer:
         description: str = "train",
         deterministic: bool = True,
         strategy: str = "auto",
+        compile: bool | None = None,
     ):
         if strategy not in STRATEGIES:
             raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
@@ -177,6 +179,8 @@ class Trainer:
         self.log_prefix = log_prefix
         self.description = description
         self.deterministic = deterministic
+        # torch.compile the model the training step calls (train/compiled.py); None: as `dlr run --compile` says.
+        self.compile = compiled.compile_by_default() if compile is None else compile
         # Counters: everything needed to resume exactly.
         self.epoch = 0              # epochs completed
         self.global_step = 0        # optimizer steps taken
@@ -189,6 +193,10 @@ class Trainer:
         # Where the time of training steps went: waiting for the next batch vs the step itself. When
         # data_s is a large share, the input pipeline is the bottleneck (more workers, prefetch, shards).
         self.timing = {"data_s": 0.0, "compute_s": 0.0, "steps": 0}
+        if self.compile:
+            self.timing["first_step_s"] = 0.0   # with compile: the first step's wall time, compilation included
+        # Conv nets: NCHW or channels-last (NHWC), whichever measures faster here (train/memory_format.py); set at the first step.
+        self.memory_format: torch.memory_format | None = None
 
     # --- precision ---------------------------------------------------------------------------
     def autocast(self):
@@ -198,13 +206,27 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _to_device(self, batch: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
-        if self.device.type == "cpu":
-            return batch
-        return tuple(t.to(self.device, non_blocking=True) for t in batch)
+        if self.device.type != "cpu":
+            batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+        if self.memory_format == torch.channels_last:
+            batch = layout.to_format(batch, torch.channels_last)
+        return batch
+
+    def _pick_memory_format(self, batch: Sequence[torch.Tensor]) -> None:
+        """Channels-last or not, for the whole run, from the first batch (a manual step or DDP keeps NCHW)."""
+        if self.manual_step is not None or self.strategy == "ddp":
+            self.memory_format = torch.contiguous_format
+            return
+        batch = tuple(t.to(self.device) for t in batch) if self.device.type != "cpu" else batch
+        self.memory_format = layout.pick(self.model, batch, lambda m, b: self.step_fn(m, b)[0], self.autocast, self.device, self.precision)
+        if self.memory_format == torch.channels_last:
+            self.model.to(memory_format=torch.channels_last)   # in place: the optimiser keeps the same parameters
 
     # --- the training step -------------------------------------------------------------------
     def training_step(self, batch: Sequence[torch.Tensor]) -> dict[str, float]:
         """One step; returns the values to average over the epoch ({"loss": ...} by default)."""
+        if self.memory_format is None:
+            self._pick_memory_format(batch)
         batch = self._to_device(batch)
         if self.manual_step is not None:
             logs = self.manual_step(self, batch)
@@ -238,6 +260,29 @@ class Trainer:
             sched.step()
         return value
 
+    def _compiled_step(self, batch: Sequence[torch.Tensor], bar, task) -> dict[str, float]:
+        """A training step through the compiled model; if compiling fails (at the first step, or at a
+        recompile for a new shape), one warning line, then this step and the rest run eagerly."""
+        first = self.timing.get("first_step_s") == 0.0
+        if first and bar is not None:
+            bar.update(task, info="compiling the model (the first step; cached for the next run)")
+        rng = torch.get_rng_state()  # the step is redone eagerly with the same random draws
+        t0 = time.perf_counter()
+        try:
+            logs = self.training_step(batch)
+        except compiled.compile_errors() as e:
+            from dlroadmap.ui import console
+
+            self._train_model = compiled.uncompiled(self._train_model)
+            first_line = (str(e).strip().splitlines() or [""])[0][:160]
+            console.print(f"[yellow]{self.description}: torch.compile failed ({type(e).__name__}: {first_line}); training on eagerly[/]",
+                          highlight=False, soft_wrap=True)
+            torch.set_rng_state(rng)
+            logs = self.training_step(batch)
+        if first:
+            self.timing["first_step_s"] = time.perf_counter() - t0
+        return logs
+
     def _diverged(self, what: str) -> None:
         where = f"epoch {self.epoch + 1}, step {self.global_step + 1}"
         kept = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint was written yet"
@@ -255,6 +300,8 @@ class Trainer:
                 raise ValueError("fit(None) trains by step budget: give the Trainer max_steps")
             train_loader = NoData(self.eval_every or self.max_steps)
         loader = self._distribute(train_loader) if self.strategy == "ddp" else resumable(train_loader)
+        if self.compile and self.manual_step is None:
+            self._train_model = compiled.compile_model(self._train_model)
         # Under DDP each rank draws its own dropout masks and augmentations, as different samples would on one process.
         seed_everything(self.seed + (distributed.rank() if self.sharded else 0), self.deterministic)
         if resume:
@@ -276,7 +323,7 @@ class Trainer:
                 bar.remove_task(task)
         for cb in self.callbacks:
             cb.on_fit_end(self)
-        self._train_model = self.model  # release the DDP wrapper (it holds the process group's gradient buckets)
+        self._train_model = self.model  # release the DDP wrapper (it holds the process group's gradient buckets) and the compiled one
         return self.history
 
     def _distribute(self, train_loader: Iterable) -> ResumableLoader:
@@ -311,7 +358,8 @@ class Trainer:
             t1 = time.perf_counter()
             if batch is None:
                 break
-            logs = self.training_step(batch)
+            compiling = self._train_model is not compiled.uncompiled(self._train_model)
+            logs = self._compiled_step(batch, bar, task) if compiling else self.training_step(batch)
             self.timing["data_s"] += t1 - t0
             self.timing["compute_s"] += time.perf_counter() - t1
             self.timing["steps"] += 1

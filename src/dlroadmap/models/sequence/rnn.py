@@ -16,7 +16,7 @@ every step, and its gradient vanishes (or explodes) geometrically: Bengio, Simar
 
 RecurrentCell.step is the lesson: one time step, as the equations say. The LSTM layer runs the same
 recurrence through LSTMThroughTime, which also writes its backward pass (backpropagation through
-time) out by hand: three times faster than letting autograd replay the loop, within 1.5x of nn.LSTM
+time) out by hand: twice as fast as letting autograd replay the loop, within 1.5x of nn.LSTM
 (benchmarks/lstm_speed.py), and checked against both autograd (gradcheck) and nn.LSTM.
 """
 

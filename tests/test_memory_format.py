@@ -1,0 +1,79 @@
+"""Channels-last for conv nets: measured once per machine and model, cached, and the same training either way."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from dlroadmap.data import TensorLoader
+from dlroadmap.train import Trainer
+from dlroadmap.train import memory_format as layout
+
+
+def convnet() -> nn.Module:
+    torch.manual_seed(0)
+    # (no dropout: in NHWC the same random draws land on other elements, a different but equally valid run;
+    # no bias before BatchNorm: its gradient is ~0, and Adam would blow its rounding noise up to full steps)
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+
+def fit(monkeypatch, fmt: str) -> tuple[nn.Module, Trainer]:
+    monkeypatch.setenv("DLR_MEMORY_FORMAT", fmt)
+    model = convnet()
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.randn(64, 1, 12, 12, generator=g), torch.randint(0, 10, (64,), generator=g)
+    trainer = Trainer(model, torch.optim.Adam(model.parameters(), 1e-2), max_epochs=2, device="cpu", seed=2)
+    trainer.fit(TensorLoader(X, y, batch_size=16, shuffle=True, seed=2))
+    return model, trainer
+
+
+def test_channels_last_trains_the_same_network(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    nchw, t1 = fit(monkeypatch, "contiguous")
+    nhwc, t2 = fit(monkeypatch, "channels_last")
+    assert t1.memory_format == torch.contiguous_format and t2.memory_format == torch.channels_last
+    assert nhwc[4].weight.is_contiguous(memory_format=torch.channels_last) and not nhwc[4].weight.is_contiguous()
+    for (name, a), b in zip(nchw.state_dict().items(), nhwc.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=f"{name} differs between NCHW and NHWC training")
+
+
+def test_auto_measures_once_caches_and_leaves_model_and_rng_alone(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("DLR_MEMORY_FORMAT", "auto")
+    calls = []
+    real = layout.measure
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layout, "measure", counted)
+    model = convnet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = (torch.randn(16, 1, 12, 12), torch.randint(0, 10, (16,)))
+    loss_of = lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1])  # noqa: E731
+    rng = torch.get_rng_state()
+    first = layout.pick(model, batch, loss_of, lambda: torch.autocast("cpu", enabled=False), torch.device("cpu"), "fp32")
+    assert torch.equal(torch.get_rng_state(), rng), "measuring drew from the global RNG"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "measuring changed the model"
+    assert all(p.grad is None for p in model.parameters())
+    again = layout.pick(model, batch, loss_of, lambda: torch.autocast("cpu", enabled=False), torch.device("cpu"), "fp32")
+    assert first == again and len(calls) == 1, "the cached decision was measured again"
+    saved = json.loads(layout.cache_file().read_text())["decisions"]
+    (entry,) = saved.values()
+    assert entry["choice"] in ("contiguous", "channels_last") and entry["contiguous_ms"] > 0 and entry["channels_last_ms"] > 0
+    # an MLP has no convolution: nothing to measure
+    assert layout.pick(nn.Linear(3, 2), (torch.randn(4, 3),), loss_of, lambda: torch.autocast("cpu", enabled=False),
+                       torch.device("cpu"), "fp32") == torch.contiguous_format and len(calls) == 1
+
+
+def test_a_bad_memory_format_setting_is_one_clear_error(monkeypatch):
+    from dlroadmap.errors import UserError
+
+    monkeypatch.setenv("DLR_MEMORY_FORMAT", "nhwc")
+    with pytest.raises(UserError, match="DLR_MEMORY_FORMAT"):
+        layout.requested()
