@@ -77,3 +77,15 @@ def test_a_bad_memory_format_setting_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("DLR_MEMORY_FORMAT", "nhwc")
     with pytest.raises(UserError, match="DLR_MEMORY_FORMAT"):
         layout.requested()
+
+
+def test_the_trainers_own_setting_wins_over_the_environment(monkeypatch):
+    from dlroadmap.errors import UserError
+
+    monkeypatch.setenv("DLR_MEMORY_FORMAT", "channels_last")
+    model = convnet()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), 0.1), max_epochs=1, device="cpu", memory_format="contiguous")
+    trainer.fit(TensorLoader(torch.randn(8, 1, 12, 12), torch.randint(0, 10, (8,)), batch_size=4))
+    assert trainer.memory_format == torch.contiguous_format and model[4].weight.is_contiguous()
+    with pytest.raises(UserError, match="memory_format"):
+        Trainer(model, torch.optim.SGD(model.parameters(), 0.1), device="cpu", memory_format="nhwc")

@@ -11,7 +11,9 @@ the same choice: the numbers of a run, and of its resumption, do not depend on a
 (The layout changes a run's numbers a little: convolutions sum in another order, and dropout's
 random draws land on other elements of an NHWC tensor; either run is as valid as the other.)
 
-DLR_MEMORY_FORMAT=contiguous or channels_last overrides the measurement (auto is the default).
+Trainer(memory_format="contiguous" or "channels_last") fixes the layout (a lesson that compares the
+Trainer with a plain loop bit for bit does); otherwise DLR_MEMORY_FORMAT=contiguous or channels_last
+overrides the measurement (auto is the default).
 """
 
 from __future__ import annotations
@@ -88,9 +90,10 @@ def measure(model: nn.Module, batch: Sequence[torch.Tensor], loss_of: Callable[[
 
 
 def pick(model: nn.Module, batch: Sequence[torch.Tensor], loss_of: Callable, autocast: Callable[[], Any],
-         device: torch.device, precision: str) -> torch.memory_format:
-    """The memory format to train `model` in: the requested one, else the cached decision, else measured now."""
-    want = requested()
+         device: torch.device, precision: str, want: str = "auto") -> torch.memory_format:
+    """The memory format to train `model` in: the one asked for (the Trainer's argument, else DLR_MEMORY_FORMAT),
+    else the cached decision, else measured now."""
+    want = requested() if want == "auto" else want
     if want != "auto":
         return torch.channels_last if want == "channels_last" else torch.contiguous_format
     if not has_conv(model):

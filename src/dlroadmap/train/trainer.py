@@ -127,9 +127,12 @@ class Trainer:
         deterministic: bool = True,
         strategy: str = "auto",
         compile: bool | None = None,
+        memory_format: str = "auto",
     ):
         if strategy not in STRATEGIES:
             raise UserError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+        if memory_format not in layout.FORMATS:
+            raise UserError(f"unknown memory_format {memory_format!r}; choose from {', '.join(layout.FORMATS)}")
         if precision not in PRECISIONS:
             raise UserError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         if scheduler_interval not in ("epoch", "step"):
@@ -195,7 +198,8 @@ class Trainer:
         self.timing = {"data_s": 0.0, "compute_s": 0.0, "steps": 0}
         if self.compile:
             self.timing["first_step_s"] = 0.0   # with compile: the first step's wall time, compilation included
-        # Conv nets: NCHW or channels-last (NHWC), whichever measures faster here (train/memory_format.py); set at the first step.
+        # Conv nets: NCHW or channels-last (NHWC); "auto": whichever measures faster here (train/memory_format.py), at the first step.
+        self.requested_memory_format = memory_format
         self.memory_format: torch.memory_format | None = None
 
     # --- precision ---------------------------------------------------------------------------
@@ -218,7 +222,8 @@ class Trainer:
             self.memory_format = torch.contiguous_format
             return
         batch = tuple(t.to(self.device) for t in batch) if self.device.type != "cpu" else batch
-        self.memory_format = layout.pick(self.model, batch, lambda m, b: self.step_fn(m, b)[0], self.autocast, self.device, self.precision)
+        self.memory_format = layout.pick(self.model, batch, lambda m, b: self.step_fn(m, b)[0], self.autocast, self.device, self.precision,
+                                         self.requested_memory_format)
         if self.memory_format == torch.channels_last:
             self.model.to(memory_format=torch.channels_last)   # in place: the optimiser keeps the same parameters
 

@@ -86,10 +86,11 @@ def plain_loop(model: nn.Module, data, config: Config) -> list[float]:
 
 
 def with_trainer(model: nn.Module, data, config: Config, tracker: Tracker, prefix: str) -> list[dict]:
-    """The same training through the Trainer: Adam, same batches. On the CPU in fp32, as the plain loop runs."""
+    """The same training through the Trainer: Adam, same batches. On the CPU in fp32, NCHW and eager, as the plain loop runs
+    (left to itself the Trainer may pick channels-last for the CNN where that measures faster: other float sums)."""
     same_as_plain = config.model_copy(update={"device": "cpu", "precision": "fp32"})
     return fit_classifier(model, data, torch.optim.Adam(model.parameters(), lr=config.lr), epochs=config.epochs, config=same_as_plain,
-                          tracker=tracker, prefix=prefix, batch_size=config.batch_size).history
+                          tracker=tracker, prefix=prefix, batch_size=config.batch_size, memory_format="contiguous", compile=False).history
 
 
 def test_accuracy(model: nn.Module, data) -> float:
