@@ -56,17 +56,19 @@ def main() -> None:
     for m in (ours, ref):
         m.zero_grad()
         forward_backward(m)
-    diff = max(float((a.grad - b.grad).abs().max()) for a, b in zip(ours.parameters(), [ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0]))
+    # relative to the largest entry (float32 sums over 64 x 28 terms differ in the last bits)
+    rel = lambda a, b: float((a - b).abs().max() / b.abs().max())  # noqa: E731
+    diff = max(rel(a.grad, b.grad) for a, b in zip(ours.parameters(), [ref.weight_ih_l0, ref.weight_hh_l0, ref.bias_ih_l0, ref.bias_hh_l0]))
     with torch.no_grad():
-        diff = max(diff, float((ours(x)[0] - ref(x)[0]).abs().max()))
+        diff = max(diff, rel(ours(x)[0], ref(x)[0]))
     ratio = ms["ours_fwd_bwd"] / ms["torch_fwd_bwd"]
     result = {"batch": args.batch, "steps": args.steps, "input": args.input, "hidden": args.hidden, "threads": torch.get_num_threads(),
               **{f"{k}_ms": round(v, 3) for k, v in ms.items()}, "ratio_fwd_bwd_ours_over_torch": round(ratio, 3),
-              "ratio_fwd_ours_over_torch": round(ms["ours_fwd"] / ms["torch_fwd"], 3), "max_abs_diff_outputs_and_grads": diff,
+              "ratio_fwd_ours_over_torch": round(ms["ours_fwd"] / ms["torch_fwd"], 3), "max_rel_diff_outputs_and_grads": diff,
               "target": "ours forward + backward <= 1.5x nn.LSTM", "meets_target": ratio <= 1.5}
     save("lstm_speed", result)
     print(f"LSTM forward + backward: ours {ms['ours_fwd_bwd']:.2f} ms, nn.LSTM {ms['torch_fwd_bwd']:.2f} ms (ratio {ratio:.2f}); "
-          f"forward only: {ms['ours_fwd']:.2f} vs {ms['torch_fwd']:.2f} ms; outputs and gradients agree to {diff:.1e}")
+          f"forward only: {ms['ours_fwd']:.2f} vs {ms['torch_fwd']:.2f} ms; outputs and gradients agree to {diff:.1e} (relative)")
 
 
 if __name__ == "__main__":
