@@ -89,3 +89,34 @@ def test_the_trainers_own_setting_wins_over_the_environment(monkeypatch):
     assert trainer.memory_format == torch.contiguous_format and model[4].weight.is_contiguous()
     with pytest.raises(UserError, match="memory_format"):
         Trainer(model, torch.optim.SGD(model.parameters(), 0.1), device="cpu", memory_format="nhwc")
+
+
+def test_a_channels_last_run_resumes_bit_identically(monkeypatch, tmp_path):
+    """Stop mid-epoch, resume in a new Trainer (NHWC again, the optimiser state loaded from a checkpoint), and
+    end with the uninterrupted run's weights, bit for bit; with dropout, whose draws land in NHWC order."""
+    from dlroadmap.train import ModelCheckpoint
+    from dlroadmap.train.callbacks import Callback
+
+    monkeypatch.setenv("DLR_MEMORY_FORMAT", "channels_last")
+
+    class StopAt(Callback):
+        def on_train_batch_end(self, trainer):
+            if trainer.global_step == 6:
+                trainer.should_stop = True
+
+    def run(ck, *extra, resume=False):
+        layers = list(convnet())
+        model = nn.Sequential(*layers[:3], nn.Dropout(0.2), *layers[3:])
+        g = torch.Generator().manual_seed(1)
+        X, y = torch.randn(64, 1, 12, 12, generator=g), torch.randint(0, 10, (64,), generator=g)
+        trainer = Trainer(model, torch.optim.Adam(model.parameters(), 1e-2), max_epochs=3, device="cpu", seed=2,
+                          callbacks=[ModelCheckpoint(tmp_path / ck, every_n_steps=1), *extra])
+        trainer.fit(TensorLoader(X, y, batch_size=16, shuffle=True, seed=2), resume=resume)
+        return trainer
+
+    ref = run("ref")
+    assert run("part", StopAt()).global_step == 6
+    resumed = run("part", resume=True)
+    assert resumed.memory_format == torch.channels_last and resumed.global_step == ref.global_step == 12
+    for a, b in zip(ref.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
