@@ -30,11 +30,11 @@ from common import gemm_peak, save  # noqa: E402
 
 
 def throughput(name: str, precision: str, fmt: str, images: int, batch: int, repeats: int = 3) -> float:
-    os.environ["DLR_MEMORY_FORMAT"] = fmt
     seed_everything(0)
     model = small_cnn(name, 10)[0]
     X, y = torch.randn(images, 1, 28, 28), torch.randint(0, 10, (images,))
-    trainer = Trainer(model, torch.optim.AdamW(model.parameters(), 1e-3), max_epochs=1, device="cpu", precision=precision)
+    trainer = Trainer(model, torch.optim.AdamW(model.parameters(), 1e-3), max_epochs=1, device="cpu", precision=precision,
+                      memory_format=fmt)
     trainer.fit(TensorLoader(X[:batch * 2], y[:batch * 2], batch_size=batch))  # warm-up
     assert trainer.memory_format == (torch.channels_last if fmt == "channels_last" else torch.contiguous_format)
     best = 0.0
@@ -63,7 +63,7 @@ def trainer_choice(name: str, precision: str, batch: int) -> dict:
     ac = (lambda: torch.autocast("cpu", torch.bfloat16)) if precision == "bf16" else (lambda: torch.autocast("cpu", enabled=False))
     ms = layout.measure(model, b, lambda m, bb: F.cross_entropy(m(bb[0]), bb[1]), ac)
     return {"contiguous_ms": round(1e3 * ms["contiguous"], 2), "channels_last_ms": round(1e3 * ms["channels_last"], 2),
-            "picks": "channels_last" if ms["channels_last"] <= layout.MARGIN * ms["contiguous"] else "contiguous"}
+            "picks": layout.choose(ms)}
 
 
 def main() -> None:
@@ -92,7 +92,6 @@ def main() -> None:
               f"bf16 NCHW {row['bf16_contiguous_images_per_s']:7.0f}  NHWC {row['bf16_channels_last_images_per_s']:7.0f}  "
               f"(best {100 * max(row[k] for k in row if k.endswith('peak_share')):.0f}% of a GEMM peak); "
               f"Trainer picks {row['fp32_trainer_choice']['picks']} (fp32), {row['bf16_trainer_choice']['picks']} (bf16)", flush=True)
-    os.environ.pop("DLR_MEMORY_FORMAT", None)
     save("cnn_throughput", {"images": args.images, "batch": args.batch, "input": "1x28x28", "gemm_peak_gflops": peaks, "rows": rows})
 
 

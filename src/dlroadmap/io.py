@@ -86,6 +86,11 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+def user_cache_dir() -> Path:
+    """dlroadmap's folder in the user's cache ($XDG_CACHE_HOME, else ~/.cache): downloads, compiled kernels, measured choices."""
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlroadmap"
+
+
 def checkout_root(needs: str) -> Path:
     """The repository checkout this package runs from (src layout: <root>/src/dlroadmap), for the nodes that read
     files which live beside the package rather than in it (hubconf.py, Dockerfile). `needs` names that file."""

@@ -25,7 +25,7 @@ import numpy as np
 
 from dlroadmap.data.dataset import Dataset
 from dlroadmap.errors import DataError
-from dlroadmap.io import atomic_path, file_hash
+from dlroadmap.io import atomic_path, file_hash, user_cache_dir
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def cache_dir() -> Path:
     env = os.environ.get("DLR_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlroadmap"
+    return user_cache_dir()
 
 
 def md5sum(path: Path) -> str:

@@ -28,6 +28,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from dlroadmap.io import user_cache_dir
+
 _COMPILE: contextvars.ContextVar[bool] = contextvars.ContextVar("dlr_compile", default=False)
 
 
@@ -52,7 +54,7 @@ def cache_dir() -> Path:
     env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     if env and env != default_cache_dir():   # importing torch._dynamo fills in torch's own default (a temp folder)
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlroadmap" / "inductor"
+    return user_cache_dir() / "inductor"
 
 
 def compile_model(model: nn.Module) -> nn.Module:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from dlroadmap.errors import UserError
-from dlroadmap.io import write_json
+from dlroadmap.io import user_cache_dir, write_json
 
 FORMATS = ("auto", "contiguous", "channels_last")
 MARGIN = 0.9          # channels-last must take <= 90% of the contiguous time to be chosen
@@ -48,7 +48,7 @@ def requested() -> str:
 
 
 def cache_file() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlroadmap" / "memory_format.json"
+    return user_cache_dir() / "memory_format.json"
 
 
 def cache_key(model: nn.Module, batch: Sequence[torch.Tensor], device: torch.device, precision: str) -> str:
@@ -89,6 +89,11 @@ def measure(model: nn.Module, batch: Sequence[torch.Tensor], loss_of: Callable[[
     return {name: sorted(v)[len(v) // 2] for name, v in times.items()}
 
 
+def choose(seconds: dict[str, float]) -> str:
+    """The decision from `measure`'s timings: channels-last only when clearly faster."""
+    return "channels_last" if seconds["channels_last"] <= MARGIN * seconds["contiguous"] else "contiguous"
+
+
 def pick(model: nn.Module, batch: Sequence[torch.Tensor], loss_of: Callable, autocast: Callable[[], Any],
          device: torch.device, precision: str, want: str = "auto") -> torch.memory_format:
     """The memory format to train `model` in: the one asked for (the Trainer's argument, else DLR_MEMORY_FORMAT),
@@ -109,8 +114,7 @@ def pick(model: nn.Module, batch: Sequence[torch.Tensor], loss_of: Callable, aut
             seconds = measure(model, batch, loss_of, autocast)
         except (RuntimeError, TypeError, copy.Error):   # a model that cannot be copied or run in NHWC: keep NCHW
             return torch.contiguous_format
-        choice = "channels_last" if seconds["channels_last"] <= MARGIN * seconds["contiguous"] else "contiguous"
-        cache.setdefault("decisions", {})[key] = {"choice": choice, **{f"{k}_ms": round(1e3 * v, 3) for k, v in seconds.items()}}
+        cache.setdefault("decisions", {})[key] = {"choice": choose(seconds), **{f"{k}_ms": round(1e3 * v, 3) for k, v in seconds.items()}}
         try:
             write_json(path, cache)
         except OSError:

@@ -221,7 +221,6 @@ class Trainer:
         if self.manual_step is not None or self.strategy == "ddp":
             self.memory_format = torch.contiguous_format
             return
-        batch = tuple(t.to(self.device) for t in batch) if self.device.type != "cpu" else batch
         self.memory_format = layout.pick(self.model, batch, lambda m, b: self.step_fn(m, b)[0], self.autocast, self.device, self.precision,
                                          self.requested_memory_format)
         if self.memory_format == torch.channels_last:
@@ -231,7 +230,7 @@ class Trainer:
     def training_step(self, batch: Sequence[torch.Tensor]) -> dict[str, float]:
         """One step; returns the values to average over the epoch ({"loss": ...} by default)."""
         if self.memory_format is None:
-            self._pick_memory_format(batch)
+            self._pick_memory_format(self._to_device(batch))   # on the device, still NCHW: as it is measured
         batch = self._to_device(batch)
         if self.manual_step is not None:
             logs = self.manual_step(self, batch)
