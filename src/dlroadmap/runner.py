@@ -22,6 +22,7 @@ from typing import Any, Literal, get_args, get_origin
 import annotated_types
 from pydantic import ValidationError
 
+from dlroadmap.allocator import keep_freed_memory
 from dlroadmap.environment import environment
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
@@ -114,6 +115,7 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
     writes a failed result.json with the error line, then re-raises. `tags` are added to the
     tracker's (a tuning trial's `mlflow.parentRunId`), `run_name` replaces the node id as its name.
     """
+    keep_freed_memory()   # training steps reuse freed blocks instead of page-faulting fresh ones (allocator.py)
     experiment = experiment or node.load_experiment()
     out = check_writable_dir(out)
     run_dir = run_dir or out / node.id
