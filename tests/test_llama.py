@@ -83,3 +83,27 @@ def test_smollm2_loaded_from_gguf_equals_transformers():
     expected = ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)[:, ids.shape[1]:]
     assert torch.equal(new, expected[:, :new.shape[1]]), (tok.decode(new[0]), tok.decode(expected[0]))
     assert "positive" in tok.decode(new[0]).lower()
+
+
+@pytest.mark.slow
+def test_smollm2_tokenizer_cache_equals_the_gguf_conversion(tmp_path, monkeypatch):
+    """The tokenizer kept in the user cache encodes, decodes and templates as the one built from the GGUF file."""
+    from transformers import AutoTokenizer
+
+    from dlroadmap.nlp.llm import _hf_tokenizer, smollm2_path
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder, name = smollm2_path()
+    built = _hf_tokenizer(folder, name)                      # converts, then writes the cache
+    assert len(list((tmp_path / "dlroadmap" / "tokenizers").glob("*/tokenizer.json"))) == 1
+    cached = _hf_tokenizer(folder, name)                     # reads the cache
+    ref = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    text = "Review: a gorgeous , witty film.\nSentiment: positive\n\n  ünïcode 12345 <|im_end|>"
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2 + 2?"}]
+    for tok in (built, cached):
+        ids = tok.encode(text, add_special_tokens=False)
+        assert ids == ref.encode(text, add_special_tokens=False)
+        assert tok.decode(ids, skip_special_tokens=True) == ref.decode(ids, skip_special_tokens=True)
+        assert tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == \
+            ref.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        assert tok.convert_tokens_to_ids("<|im_end|>") == ref.convert_tokens_to_ids("<|im_end|>")
