@@ -23,19 +23,23 @@ class CharTokenizer:
 
 
 def test_label_scores_equal_a_full_pass_over_prefix_query_and_label():
+    """Queries of different lengths scored in padded batches (of 2: one batch pads, one does not), each
+    against a pass of its own over prefix + query + label."""
     model, tok = tiny_llama(), CharTokenizer()
     task = Task("t", (("good film", 1), ("bad film", 0)), ("no", "yes!"), "Say yes or no.", "Q", "A")
-    scorer = Scorer(model, tok, task)
+    scorer = Scorer(model, tok, task, batch=2)
     demos = [("good film", 1)]
-    got = scorer.score(demos, [("bad film", 0)])[0]
-    context = tok.encode(prefix_text(task, demos) + query_text(task, "bad film"))
-    for i, label in enumerate(task.labels):
-        full = torch.tensor([context + tok.encode(" " + label)])
-        with torch.no_grad():
-            lp = model(full)[0].log_softmax(-1)
-        n = len(" " + label)
-        expected = sum(lp[len(context) - 1 + j, full[0, len(context) + j]] for j in range(n))
-        assert abs(got[i] - float(expected)) < 1e-4, (label, got[i], float(expected))
+    items = [("bad film", 0), ("a long and rather good film", 1), ("ok", 0)]
+    got = scorer.score(demos, items)
+    for row, (text, _) in zip(got, items):
+        context = tok.encode(prefix_text(task, demos) + query_text(task, text))
+        for i, label in enumerate(task.labels):
+            full = torch.tensor([context + tok.encode(" " + label)])
+            with torch.no_grad():
+                lp = model(full)[0].log_softmax(-1)
+            n = len(" " + label)
+            expected = sum(lp[len(context) - 1 + j, full[0, len(context) + j]] for j in range(n))
+            assert abs(row[i] - float(expected)) < 1e-4, (text, label, row[i], float(expected))
 
 
 def test_calibration_divides_out_the_content_free_preference():

@@ -52,11 +52,12 @@ def query_text(task: Task, text: str) -> str:
 
 @dataclass
 class Scorer:
-    """Scores a task's labels after a fixed prefix with one model and tokenizer."""
+    """Scores a task's labels after a fixed prefix with one model and tokenizer, `batch` queries at a time."""
 
     model: torch.nn.Module
     tok: object
     task: Task
+    batch: int = 16
 
     def __post_init__(self):
         # Each label as the tokens that follow "Sentiment:", with its leading space (" positive").
@@ -70,38 +71,53 @@ class Scorer:
         return cache
 
     @torch.no_grad()
-    def label_logprobs(self, cache: KVCache, query_ids: torch.Tensor) -> torch.Tensor:
-        """log p(label | prefix, query) for every label: (n_labels,). Labels of several tokens are scored
-        as a batch continuing the query, right-padded (causal attention: padding after a label cannot
-        change its own tokens' scores), and their log-probabilities summed."""
-        c = cache.copy()
-        logits = self.model(query_ids, cache=c, last_only=True)[0, -1].float()          # (vocab,) after "Sentiment:"
-        first = logits.log_softmax(-1)
-        scores = torch.tensor([first[ids[0]] for ids in self.label_ids])
+    def label_logprobs(self, cache: KVCache, queries: list[torch.Tensor]) -> torch.Tensor:
+        """log p(label | prefix, query) for every query and label: (B, n_labels).
+
+        The B queries continue the same prefix in one pass, left-padded to the longest: the pad mask keeps
+        padding out of attention and gives each query the positions it would have alone (Llama.forward),
+        so its scores equal a pass of its own. Labels of several tokens are then scored as a batch
+        continuing each query, right-padded (causal attention: padding after a label cannot change its
+        own tokens' scores), and their log-probabilities summed."""
+        B, past, T = len(queries), cache.length, max(q.shape[1] for q in queries)
+        ids = torch.zeros(B, T, dtype=torch.long)
+        mask = torch.ones(B, past + T, dtype=torch.bool)                                # True: a real token
+        for i, q in enumerate(queries):
+            ids[i, T - q.shape[1]:] = q[0]
+            mask[i, past: past + T - q.shape[1]] = False
+        c = cache.expand(B)
+        first = self.model(ids, cache=c, pad_mask=mask, last_only=True)[:, -1].float().log_softmax(-1)   # (B, vocab) after "Sentiment:"
+        scores = first[:, [ids[0] for ids in self.label_ids]]                          # (B, n_labels)
         longest = max(len(ids) for ids in self.label_ids)
         if longest > 1:
             L = len(self.label_ids)
-            batch = torch.zeros(L, longest - 1, dtype=torch.long)
-            for i, ids in enumerate(self.label_ids):
-                batch[i, : len(ids) - 1] = torch.tensor(ids[:-1])
-            lp = self.model(batch, cache=c.expand(L)).float().log_softmax(-1)            # (L, longest - 1, vocab)
-            for i, ids in enumerate(self.label_ids):
-                for j in range(1, len(ids)):
-                    scores[i] += lp[i, j - 1, ids[j]]
+            rest = torch.zeros(L, longest - 1, dtype=torch.long)
+            for j, ids in enumerate(self.label_ids):
+                rest[j, : len(ids) - 1] = torch.tensor(ids[:-1])
+            for i in range(B):                                                         # one query's L continuations
+                lp = self.model(rest, cache=c.row(i).expand(L), pad_mask=torch.cat(
+                    [mask[i].expand(L, -1), torch.ones(L, longest - 1, dtype=torch.bool)], 1)).float().log_softmax(-1)   # (L, longest - 1, vocab)
+                for j, ids in enumerate(self.label_ids):
+                    for t in range(1, len(ids)):
+                        scores[i, j] += lp[j, t - 1, ids[t]]
         return scores
 
     def score(self, demos: list[tuple[str, int]], items: list[tuple[str, int]], chat: bool = False) -> np.ndarray:
         """(len(items), n_labels) log-probabilities. chat=True wraps instruction, demos and query in the
         model's chat template instead (a user turn; the label then starts the assistant's turn)."""
         if chat:
-            out = []
-            for text, _ in items:
-                ids = self.tok.chat(prefix_text(self.task, demos) + query_text(self.task, text))
-                out.append(self.label_logprobs(KVCache(len(self.model.layers)), torch.cat(
-                    [ids, self.tok.ids(f"{self.task.output_name}:")], 1)).numpy())
-            return np.stack(out)
-        cache = self.prefix(self.tok.ids(prefix_text(self.task, demos)))
-        return np.stack([self.label_logprobs(cache, self.tok.ids(query_text(self.task, t))).numpy() for t, _ in items])
+            cache = KVCache(len(self.model.layers))                                    # no shared prefix: each item whole
+            queries = [torch.cat([self.tok.chat(prefix_text(self.task, demos) + query_text(self.task, text)),
+                                  self.tok.ids(f"{self.task.output_name}:")], 1) for text, _ in items]
+        else:
+            cache = self.prefix(self.tok.ids(prefix_text(self.task, demos)))
+            queries = [self.tok.ids(query_text(self.task, text)) for text, _ in items]
+        order = sorted(range(len(queries)), key=lambda i: queries[i].shape[1])        # similar lengths together: less padding
+        out = torch.empty(len(queries), len(self.label_ids))
+        for start in range(0, len(order), self.batch):
+            chunk = order[start: start + self.batch]
+            out[chunk] = self.label_logprobs(cache, [queries[i] for i in chunk])
+        return out.numpy()
 
     def content_free(self, demos: list[tuple[str, int]]) -> np.ndarray:
         """p(label | prefix, content-free input), averaged over CONTENT_FREE and renormalised: (n_labels,)."""

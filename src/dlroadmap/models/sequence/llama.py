@@ -97,6 +97,13 @@ class KVCache:
         c.k, c.v = list(self.k), list(self.v)
         return c
 
+    def row(self, i: int) -> KVCache:
+        """Continuation i of a batch, alone (a view: no copy)."""
+        c = KVCache(len(self.k))
+        c.k = [None if t is None else t[i: i + 1] for t in self.k]
+        c.v = [None if t is None else t[i: i + 1] for t in self.v]
+        return c
+
     def expand(self, batch: int) -> KVCache:
         """The same prefix for `batch` continuations (a batch-1 cache broadcast, no copy)."""
         c = KVCache(len(self.k))
