@@ -5,8 +5,8 @@ almost nothing of their own:
 - kNN: the test image's label is voted by its k most similar training images (cosine similarity),
   each vote weighted by exp(similarity / T) (Wu et al. 2018, arXiv:1805.01978; k = 200, T = 0.1 is
   lightly's benchmark protocol). No training at all: it measures whether neighbours share a class.
-- Linear probe: a multinomial logistic regression on the standardised features, trained to convergence
-  with L-BFGS and an L2 penalty. It measures whether classes are linearly separable.
+- Linear probe: a multinomial logistic regression on the standardised features, trained with L-BFGS
+  and an L2 penalty. It measures whether classes are linearly separable.
 """
 
 from __future__ import annotations
@@ -53,9 +53,11 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_
 class LinearProbe:
     """Multinomial logistic regression: minimises  mean cross-entropy + (l2 / 2) ||W||^2  (bias not
     penalised) on features standardised with the training set's mean and spread. L-BFGS on the full
-    batch reaches the optimum of this convex problem, so the probe adds no training noise of its own."""
+    batch heads for the optimum of this convex problem, so the probe adds no training noise of its own.
+    200 iterations: on raw MNIST pixels, the slowest case (784 features), the test accuracy after 200 is
+    the one after 500 (seeds 0-2), and an encoder's 128 features converge well before."""
 
-    def __init__(self, l2: float = 1e-3, max_iter: int = 500):
+    def __init__(self, l2: float = 1e-3, max_iter: int = 200):
         self.l2, self.max_iter = l2, max_iter
 
     def fit(self, features: torch.Tensor, labels: torch.Tensor) -> "LinearProbe":
