@@ -213,7 +213,11 @@ def test_serve_from_mlflow_registry(cli, model_dir, digits, tmp_path):
             np.testing.assert_allclose(np.array(r.json()["predictions"]), ref, atol=1e-5)
 
 
-def test_serve_errors_are_one_line(cli, tmp_path, model_dir):
+def test_serve_errors_are_one_line(cli, tmp_path, model_dir, monkeypatch):
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))     # where a models:/ fetch would go
     code, out, err = cli("serve", str(tmp_path / "nothing"))
     assert code == 2 and "not a folder" in out + err
     (tmp_path / "pickled").mkdir()
@@ -224,6 +228,7 @@ def test_serve_errors_are_one_line(cli, tmp_path, model_dir):
     assert code == 2 and "unknown backend" in out + err
     code, out, err = cli("serve", "models:/absent/1", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}")
     assert code == 2 and "cannot fetch" in out + err
+    assert not list((tmp_path / "tmp").iterdir())                         # the failed fetch left no folder behind
 
 
 def test_tampered_model_is_refused(tmp_path, model_dir):

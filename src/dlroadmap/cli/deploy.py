@@ -84,28 +84,35 @@ def serve(
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if framework not in ("fastapi", "flask"):
         raise UserError(f"unknown framework {framework!r}; choose fastapi or flask")
-    root: Path
-    if model.startswith(("models:/", "runs:/")):
-        from dlroadmap.deploy.registry import default_tracking_uri, fetch
-
-        uri = tracking_uri or default_tracking_uri(default_out())
-        root = fetch(model, uri, Path(tempfile.mkdtemp(prefix="dlr-serve-")))
-    else:
-        root = Path(model)
-    limits = Limits(max_body_bytes=max_body_bytes, max_request_rows=max_request_rows, max_batch_size=max_batch_size,
-                    max_wait_ms=max_wait_ms, batching=batching)
-    core = Core(root, backend=backend, limits=limits, api_key=api_key, threads=threads, framework=framework)
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-        console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
-    docs = f"  docs: http://{host}:{port}/docs" if framework == "fastapi" else ""
-    console.print(f"serving {', '.join(sorted(core.models))} ({backend}, {framework}) on http://{host}:{port}{docs}", highlight=False)
-    if framework == "fastapi":
-        from dlroadmap.deploy.server import run as run_server
-    else:
-        from dlroadmap.deploy.flask_app import run as run_server
+    fetched: Path | None = None     # a model fetched from MLflow lives in a temporary folder for this server's life
     try:
-        run_server(core, host, port)
-    except OSError as e:
-        raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port") from None
+        if model.startswith(("models:/", "runs:/")):
+            from dlroadmap.deploy.registry import default_tracking_uri, fetch
+
+            uri = tracking_uri or default_tracking_uri(default_out())
+            fetched = Path(tempfile.mkdtemp(prefix="dlr-serve-"))
+            root = fetch(model, uri, fetched)
+        else:
+            root = Path(model)
+        limits = Limits(max_body_bytes=max_body_bytes, max_request_rows=max_request_rows, max_batch_size=max_batch_size,
+                        max_wait_ms=max_wait_ms, batching=batching)
+        core = Core(root, backend=backend, limits=limits, api_key=api_key, threads=threads, framework=framework)
+        if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+            console.print(f"[yellow]warning:[/] serving on {host} without an API key: anyone who can reach it can use it")
+        docs = f"  docs: http://{host}:{port}/docs" if framework == "fastapi" else ""
+        console.print(f"serving {', '.join(sorted(core.models))} ({backend}, {framework}) on http://{host}:{port}{docs}", highlight=False)
+        if framework == "fastapi":
+            from dlroadmap.deploy.server import run as run_server
+        else:
+            from dlroadmap.deploy.flask_app import run as run_server
+        try:
+            run_server(core, host, port)
+        except OSError as e:
+            raise UserError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port") from None
+        finally:
+            core.close()
     finally:
-        core.close()
+        if fetched is not None:
+            import shutil
+
+            shutil.rmtree(fetched, ignore_errors=True)
