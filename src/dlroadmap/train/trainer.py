@@ -230,8 +230,9 @@ class Trainer:
     def training_step(self, batch: Sequence[torch.Tensor]) -> dict[str, float]:
         """One step; returns the values to average over the epoch ({"loss": ...} by default)."""
         if self.memory_format is None:
-            self._pick_memory_format(self._to_device(batch))   # on the device, still NCHW: as it is measured
-        batch = self._to_device(batch)
+            batch = self._to_device(batch)          # no format chosen yet: moved to the device, still NCHW, as it is measured
+            self._pick_memory_format(batch)
+        batch = self._to_device(batch)              # on the device already: only the chosen memory format is applied
         if self.manual_step is not None:
             logs = self.manual_step(self, batch)
             return {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
