@@ -80,14 +80,14 @@ class Scorer:
         continuing each query, right-padded (causal attention: padding after a label cannot change its
         own tokens' scores), and their log-probabilities summed."""
         B, past, T = len(queries), cache.length, max(q.shape[1] for q in queries)
-        ids = torch.zeros(B, T, dtype=torch.long)
+        padded = torch.zeros(B, T, dtype=torch.long)
         mask = torch.ones(B, past + T, dtype=torch.bool)                                # True: a real token
         for i, q in enumerate(queries):
-            ids[i, T - q.shape[1]:] = q[0]
+            padded[i, T - q.shape[1]:] = q[0]
             mask[i, past: past + T - q.shape[1]] = False
         c = cache.expand(B)
-        first = self.model(ids, cache=c, pad_mask=mask, last_only=True)[:, -1].float().log_softmax(-1)   # (B, vocab) after "Sentiment:"
-        scores = first[:, [ids[0] for ids in self.label_ids]]                          # (B, n_labels)
+        first = self.model(padded, cache=c, pad_mask=mask, last_only=True)[:, -1].float().log_softmax(-1)   # (B, vocab) after "Sentiment:"
+        scores = first[:, [label[0] for label in self.label_ids]]                      # (B, n_labels)
         longest = max(len(ids) for ids in self.label_ids)
         if longest > 1:
             L = len(self.label_ids)
