@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from unittest import mock
 
 import torch
 
@@ -36,19 +37,13 @@ def main() -> None:
     model, tok = load_smollm2()
     with_tok_s = time.perf_counter() - t0
     # The tokenizer alone: converted from the GGUF file (an empty cache), then read back from the user cache.
-    before = os.environ.get("XDG_CACHE_HOME")
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["XDG_CACHE_HOME"] = cache
+    with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"XDG_CACHE_HOME": cache}):
         t0 = time.perf_counter()
         _hf_tokenizer(folder, name)
         tok_convert_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         _hf_tokenizer(folder, name)
         tok_cached_s = time.perf_counter() - t0
-    if before is None:
-        del os.environ["XDG_CACHE_HOME"]
-    else:
-        os.environ["XDG_CACHE_HOME"] = before
     from transformers import AutoModelForCausalLM
 
     t0 = time.perf_counter()
