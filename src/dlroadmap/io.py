@@ -1,7 +1,9 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
+"""Atomic writes: write to a temporary file (or folder) beside the target, fsync, then rename.
 
 `os.replace` is atomic on POSIX within one file system, so a reader (or a crash) sees either
-the old file or the complete new one, never a half-written file.
+the old file or the complete new one, never a half-written file. A folder cannot be renamed onto
+a non-empty one, so `atomic_dir` moves the old folder aside first: a reader then sees the old
+folder, the complete new one or (for the instant between the two renames) none, never half of one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,6 +39,41 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; when the block succeeds it becomes `path` (a folder
+    already there is replaced), when the block raises it is deleted and `path` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.rename(path, old)                # onto an empty folder: allowed, and atomic
+        os.rename(tmp, path)
+        fsync_dir(path.parent)                  # the rename itself survives a crash
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

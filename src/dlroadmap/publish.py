@@ -26,7 +26,7 @@ import yaml
 
 from dlroadmap import registry
 from dlroadmap.errors import UserError
-from dlroadmap.io import write_text
+from dlroadmap.io import atomic_dir, write_text
 from dlroadmap.registry import fmt_value
 from dlroadmap.runner import NEUTRAL_KEYS
 
@@ -167,27 +167,16 @@ def to_html(f: dict[str, Any], markdown: str) -> str:
 def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write <out>/posts/<node>/ (index.md, index.html, figures/): built in a sibling temporary folder, then renamed
     into place, so an interrupted publish never leaves a half-written post."""
-    import tempfile
 
     f = run_facts(run_dir)
     target = Path(out) if out else Path(run_dir).parent / "posts" / f["node"]
-    target.parent.mkdir(parents=True, exist_ok=True)
     markdown = to_markdown(f)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         (tmp / "figures").mkdir()
         for p in f["figures"]:
             shutil.copy2(p, tmp / "figures" / p.name)
         write_text(tmp / "index.md", markdown)
         write_text(tmp / "index.html", to_html(f, markdown))
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

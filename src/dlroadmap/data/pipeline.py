@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -40,7 +37,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from dlroadmap.errors import DataError, UserError
-from dlroadmap.io import file_hash, write_json
+from dlroadmap.io import atomic_dir, file_hash, write_json
 
 INDEX = "index.json"
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -73,9 +70,7 @@ def write_shards(out: str | Path, X: np.ndarray, y: np.ndarray, shards: int, *, 
     if shards > len(X):
         raise UserError(f"{shards} shards for {len(X)} samples would leave shards empty; use --shards {len(X)} or fewer")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         entries = []
         for s, idx in enumerate(np.array_split(np.arange(len(X)), shards)):
             file = f"{name}-{s:05d}.tar"
@@ -86,17 +81,6 @@ def write_shards(out: str | Path, X: np.ndarray, y: np.ndarray, shards: int, *, 
             entries.append({"file": file, "samples": int(len(idx)), "first": int(idx[0]), "sha256": file_hash(tmp / file)})
         write_json(tmp / INDEX, {"name": name, "samples": int(len(X)), "shape": list(X.shape[1:]), "dtype": str(X.dtype),
                                  "shards": entries, **(meta or {})})
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
 from torch import nn
 
 from dlroadmap.errors import UserError
+from dlroadmap.io import atomic_dir
 from dlroadmap.models.families import build
 from dlroadmap.train.checkpoint import load_weights
 
@@ -125,22 +124,10 @@ def from_bundle(bundle) -> HubModel:
 def save_hub_folder(bundle, folder: str | os.PathLike, repo_id: str | None = None) -> Path:
     """Write the Hub layout of `bundle` into `folder`, atomically: built in a sibling temporary folder, then renamed."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     card = _run_card(bundle)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         from_bundle(bundle).save_pretrained(tmp, model_card_kwargs={**card, "repo_id": repo_id or str(folder),
                                                                      "tags": [card["node"]] if card["node"] != "?" else []})
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

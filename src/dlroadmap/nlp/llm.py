@@ -72,24 +72,20 @@ def _hf_tokenizer(folder: str, name: str):
     """transformers' tokenizer built from the GGUF file's vocabulary, merges and chat template. Building it
     parses the whole file again (~6 s), so the result is kept in the user cache (tokenizer.json and the
     template, ~0.3 s to read), keyed by the file and the transformers version that converted it."""
-    import os
 
     import transformers
     from transformers import AutoTokenizer
 
-    from dlroadmap.io import user_cache_dir
+    from dlroadmap.io import atomic_dir, user_cache_dir
 
     stat = (Path(folder) / name).stat()
     cached = user_cache_dir() / "tokenizers" / f"{Path(name).stem}-{stat.st_size}-{stat.st_mtime_ns}-transformers{transformers.__version__}"
     if (cached / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(cached)
     hf = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    tmp = cached.with_name(f"{cached.name}.tmp{os.getpid()}")
     try:                                    # written aside, then renamed: a reader never sees half a folder
-        hf.save_pretrained(tmp)
-        os.replace(tmp, cached)
-    except OSError:                         # a read-only cache, or another process renamed its copy first
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(cached) as tmp:
+            hf.save_pretrained(tmp)
+    except OSError:                         # a read-only cache: the next run converts again
+        pass
     return hf

@@ -17,7 +17,6 @@ import json
 import os
 import pickle
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +25,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dlroadmap.errors import CheckpointError
-from dlroadmap.io import PICKLE_SUFFIXES, file_hash, write_json, write_text  # noqa: F401  (PICKLE_SUFFIXES: also read from here)
+from dlroadmap.io import PICKLE_SUFFIXES, atomic_dir, file_hash, write_json, write_text  # noqa: F401  (PICKLE_SUFFIXES: also read from here)
 
 MODEL_FILE, STATE_FILE, META_FILE, LATEST = "model.safetensors", "state.pt", "meta.json", "latest"
 
 
 def sha256(path: Path) -> str:
     return file_hash(path, "sha256")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -68,8 +59,7 @@ def save_checkpoint(ckpt_dir: str | Path, model_state: dict[str, torch.Tensor], 
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
     final = ckpt_dir / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=ckpt_dir))
-    try:
+    with atomic_dir(final) as tmp:          # the same step saved twice (end of epoch and every n steps) replaces it
         save_weights(model_state, tmp / MODEL_FILE)
         torch.save(state, tmp / STATE_FILE)
         for f in (MODEL_FILE, STATE_FILE):
@@ -77,13 +67,6 @@ def save_checkpoint(ckpt_dir: str | Path, model_state: dict[str, torch.Tensor], 
                 os.fsync(fh.fileno())
         meta = {"step": step, "epoch": state.get("epoch"), "sha256": {f: sha256(tmp / f) for f in (MODEL_FILE, STATE_FILE)}}
         write_json(tmp / META_FILE, meta)
-        if final.exists():  # same step saved twice (e.g. end of epoch and every-n-steps): replace
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(ckpt_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     write_text(ckpt_dir / LATEST, name + "\n")
     _prune(ckpt_dir, keep)
     return final
