@@ -32,3 +32,24 @@ def test_a_failure_leaves_the_old_folder_and_no_temporary_one(tmp_path):
             raise RuntimeError("disk full")
     assert sorted(p.name for p in target.iterdir()) == ["a.txt"] and (target / "a.txt").read_text() == "kept"
     assert leftovers(tmp_path) == []
+
+
+def test_the_old_folder_survives_when_the_new_one_cannot_be_renamed_in(tmp_path, monkeypatch):
+    import dlroadmap.io as io
+
+    target = tmp_path / "out"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.txt").write_text("kept")
+    real = io.os.rename
+
+    def refuse_new(src, dst):
+        if str(src).endswith(".tmp"):
+            raise OSError("no space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "rename", refuse_new)
+    with pytest.raises(OSError, match="no space"):
+        with atomic_dir(target) as tmp:
+            (tmp / "b.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"] and (target / "a.txt").read_text() == "kept"
+    assert leftovers(tmp_path) == []

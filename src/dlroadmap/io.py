@@ -54,7 +54,13 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.rename(path, old)                # onto an empty folder: allowed, and atomic
-        os.rename(tmp, path)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)            # the new folder could not go in: the old one goes back
+                raise
+        else:
+            os.rename(tmp, path)
         fsync_dir(path.parent)                  # the rename itself survives a crash
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -167,7 +167,6 @@ def to_html(f: dict[str, Any], markdown: str) -> str:
 def publish(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write <out>/posts/<node>/ (index.md, index.html, figures/): built in a sibling temporary folder, then renamed
     into place, so an interrupted publish never leaves a half-written post."""
-
     f = run_facts(run_dir)
     target = Path(out) if out else Path(run_dir).parent / "posts" / f["node"]
     markdown = to_markdown(f)

@@ -72,7 +72,6 @@ def _hf_tokenizer(folder: str, name: str):
     """transformers' tokenizer built from the GGUF file's vocabulary, merges and chat template. Building it
     parses the whole file again (~6 s), so the result is kept in the user cache (tokenizer.json and the
     template, ~0.3 s to read), keyed by the file and the transformers version that converted it."""
-
     import transformers
     from transformers import AutoTokenizer
 
