@@ -25,7 +25,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from dlroadmap.deploy.loadtest import free_port, wait_ready
+# The exported model is shared with the container's user: the usual umask, set before dlroadmap.io reads it.
+os.umask(0o022)
+
+from dlroadmap.deploy.loadtest import free_port, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,8 +55,7 @@ def make_model(models: Path) -> tuple[str, np.ndarray, np.ndarray]:
     b = save_trained(models.parent / "bundle", LeNet5(**kwargs), d, name="lenet", family="lenet5", kwargs=kwargs, source={"test": "container"})
     export(read_bundle(b), models / "lenet", ["onnx"])
     x = np.asarray(classification_splits("mnist5k")[2].X[:4], np.float32).reshape(-1, 28, 28)
-    for p in [models, *models.rglob("*")]:
-        p.chmod(0o755 if p.is_dir() else 0o644)  # the container runs as uid 10001
+    # No chmod: the container runs as uid 10001 and must be able to read what `dlr export` wrote, as it is.
     return "lenet", x, run_onnx(models / "lenet" / "model.onnx", x)
 
 

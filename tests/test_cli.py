@@ -68,6 +68,12 @@ def test_unknown_node_suggests(cli, tmp_path):
     one_line_error(code, err, "p2.fnn.backprop")
 
 
+def test_report_of_a_folder_that_does_not_exist(cli, tmp_path):
+    code, _, err = cli("report", "--out", str(tmp_path / "typo"))
+    one_line_error(code, err, "typo is not a folder", "--out folder")
+    assert not (tmp_path / "typo").exists()                  # an empty report was written there before
+
+
 def test_not_implemented_node(cli, monkeypatch):
     """Every node is built now: a registry where one is still `missing` stands in, as the next roadmap bullet will."""
     text = registry.ROADMAP_TOML.read_text(encoding="utf-8")

@@ -1,8 +1,14 @@
-"""io.atomic_dir: the one way a folder is written in place (checkpoints, shards, Hub folders, posts, caches)."""
+"""io.atomic_dir: the one way a folder is written in place (checkpoints, shards, Hub folders, posts, caches);
+io.atomic_path's and atomic_dir's permissions."""
+
+import os
+import stat
 
 import pytest
+import torch
 
-from dlroadmap.io import atomic_dir
+from dlroadmap.io import atomic_dir, atomic_path, write_text
+from dlroadmap.train.checkpoint import save_weights
 
 
 def leftovers(parent):
@@ -53,3 +59,33 @@ def test_the_old_folder_survives_when_the_new_one_cannot_be_renamed_in(tmp_path,
             (tmp / "b.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["a.txt"] and (target / "a.txt").read_text() == "kept"
     assert leftovers(tmp_path) == []
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_atomic_writes_get_the_permissions_a_plain_write_gets(tmp_path):
+    # tempfile makes 0600 files and 0700 folders: written as they come, a report or an exported model could not be
+    # read by anyone else (the model-server container runs as another user and mounts the folder read-only).
+    (tmp_path / "plain.txt").write_text("x")
+    (tmp_path / "plain").mkdir()
+    write_text(tmp_path / "atomic.txt", "x")
+    with atomic_dir(tmp_path / "atomic") as tmp:
+        write_text(tmp / "inner.json", "{}")
+        save_weights({"w": torch.ones(2)}, tmp / "model.safetensors")        # safetensors renames its own 0600 file in
+    with atomic_path(tmp_path / "bundle.safetensors") as tmp:
+        save_weights({"w": torch.ones(2)}, tmp)
+    assert mode(tmp_path / "atomic.txt") == mode(tmp_path / "plain.txt") == mode(tmp_path / "atomic" / "inner.json")
+    assert mode(tmp_path / "atomic" / "model.safetensors") == mode(tmp_path / "bundle.safetensors") == mode(tmp_path / "plain.txt")
+    assert mode(tmp_path / "atomic") == mode(tmp_path / "plain")
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permissions")
+def test_rewriting_a_file_keeps_the_mode_its_owner_gave_it(tmp_path):
+    secret = tmp_path / "token.json"
+    write_text(secret, "{}")
+    secret.chmod(0o600)
+    write_text(secret, '{"new": 1}')
+    assert mode(secret) == 0o600 and secret.read_text() == '{"new": 1}'

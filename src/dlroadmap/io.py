@@ -4,6 +4,11 @@
 the old file or the complete new one, never a half-written file. A folder cannot be renamed onto
 a non-empty one, so `atomic_dir` moves the old folder aside first: a reader then sees the old
 folder, the complete new one or (for the instant between the two renames) none, never half of one.
+
+Permissions are those a plain `open(path, "w")` or `mkdir` would give: `tempfile` makes its files
+0600 and its folders 0700 (private, as a temporary file should be), so without a chmod every report,
+model bundle and checkpoint would be unreadable to anyone else, a web server or the model-server
+container (user 10001) included.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,6 +27,24 @@ from typing import Any, Iterator
 # File types that hold Python pickles (torch.save, joblib): loading one can run arbitrary code, so nothing here reads
 # them. Kept here, free of torch, because the model server checks folders with it and may run without torch.
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt", ".joblib")
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)      # the only way to read it is to set it: done once, at import, before any thread starts
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
+def plain_mode(path: Path, folder: bool = False) -> int:
+    """What `open(path, "w")` / `mkdir(path)` would give: a file that exists keeps its mode, a new one gets 0666
+    (a folder 0777) less the umask."""
+    if not folder:
+        with contextlib.suppress(OSError):
+            return stat.S_IMODE(path.stat().st_mode)
+    return (0o777 if folder else 0o666) & ~UMASK
 
 
 @contextlib.contextmanager
@@ -33,6 +57,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        # Not mkstemp's 0600 (see the module's docstring). After the block: a writer may have replaced the file
+        # with one of its own (safetensors writes a temporary file of its own and renames it: 0600 again).
+        os.chmod(tmp, plain_mode(path, folder=False))
         with open(tmp, "rb+") as f:  # flush the data to disk before the rename makes it visible
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -50,6 +77,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     old = None
     try:
+        os.chmod(tmp, plain_mode(path, folder=True))     # not mkdtemp's 0700
         yield tmp
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))

@@ -143,7 +143,11 @@ def result_table(results: list[dict[str, Any]]) -> Table:
 @app.command()
 def report(out: Optional[Path] = OutOpt) -> None:
     """Rebuild <out>/report.html from the results already in the output folder."""
+    from dlroadmap.errors import UserError
     from dlroadmap.report import write_report
 
-    path = write_report(out or default_out())
+    out = out or default_out()
+    if not out.is_dir():
+        raise UserError(f"{out} is not a folder: give the --out folder of `dlr run` or `dlr tour` (default: ./runs or $DLR_OUT)")
+    path = write_report(out)
     console.print(f"report: {path}")

@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from dlroadmap.errors import CheckpointError
-from dlroadmap.io import PICKLE_SUFFIXES, atomic_dir, file_hash, write_json, write_text  # noqa: F401  (PICKLE_SUFFIXES: also read from here)
+from dlroadmap.io import PICKLE_SUFFIXES, atomic_dir, file_hash, plain_mode, write_json, write_text  # noqa: F401  (PICKLE_SUFFIXES: also read from here)
 
 MODEL_FILE, STATE_FILE, META_FILE, LATEST = "model.safetensors", "state.pt", "meta.json", "latest"
 
@@ -37,7 +37,9 @@ def sha256(path: Path) -> str:
 def save_weights(state_dict: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
     """Weights to safetensors. Tensors are copied contiguous so tied/shared weights also save."""
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    mode = plain_mode(Path(path))
     save_file(tensors, str(path), metadata=metadata)
+    os.chmod(path, mode)        # safetensors writes through a temporary file of its own: 0600, readable by no one else
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
