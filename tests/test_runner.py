@@ -33,6 +33,28 @@ def test_a_crash_after_a_verified_run_shows_failed_with_the_error(tmp_path):
     assert registry.status_of(NODE, tmp_path) == "failed"
 
 
+def test_a_run_refused_for_bad_input_keeps_the_last_result_and_its_checkpoints(tmp_path):
+    from dlroadmap.errors import UserError
+
+    run_id(NODE, tmp_path, quick=True, track="none")
+    before = (tmp_path / NODE.id / "result.json").read_text()
+    (tmp_path / NODE.id / "checkpoints" / "step-00000001").mkdir(parents=True)   # a previous run's checkpoint
+    listing = sorted(p.name for p in (tmp_path / NODE.id).iterdir())
+    real = NODE.load_experiment()
+
+    def no_data(config, tracker):
+        raise UserError("dataset mnist is not here and cannot be downloaded")
+
+    for config, experiment, error in ((make_config(real.Config, quick=True), Experiment(real.Config, no_data), "cannot be downloaded"),
+                                      (make_config(real.Config, quick=True, device="cuda:7"), real, "not available|unknown device")):
+        with pytest.raises(UserError, match=error):
+            run_node(NODE, config, tmp_path, track="none", quick=True, experiment=experiment)
+        assert (tmp_path / NODE.id / "result.json").read_text() == before
+        assert sorted(p.name for p in (tmp_path / NODE.id).iterdir()) == listing      # nothing parked left behind
+        assert (tmp_path / NODE.id / "checkpoints" / "step-00000001").is_dir()
+    assert registry.status_of(NODE, tmp_path) == "verified"
+
+
 def test_overridden_settings_are_custom_and_verify_nothing(tmp_path):
     cls = NODE.load_experiment().Config
     assert preset_of(make_config(cls, quick=True), True) == "quick"

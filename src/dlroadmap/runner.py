@@ -6,7 +6,9 @@
 A run records what it was: `preset` is "quick" or "full" when the config is the declared preset
 (whatever the seed or device), else "custom"; only a preset run can verify a node. A run that
 crashes or is interrupted still writes its result.json (passed: false, with the error line), so
-`dlr list` never keeps showing an older "verified" for a node whose latest run broke.
+`dlr list` never keeps showing an older "verified" for a node whose latest run broke. A run refused
+for bad input (a device that is not here, a dataset that cannot be had: a UserError) changes nothing:
+the previous result.json and checkpoints stay.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dlroadmap.io import check_writable_dir, write_json
 from dlroadmap.registry import Node
 from dlroadmap.train import distributed
 from dlroadmap.train.compiled import compiling
+from dlroadmap.train.trainer import pick_device
 from dlroadmap.train.tracking import Tracker
 
 # Config keys that do not change what a run shows: a run that differs from its preset only in these
@@ -112,7 +115,7 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
     """Run `node`'s experiment with `config`, write <out>/<id>/result.json, and check expectations.
 
     `experiment` is the node's loaded experiment (loaded here when not given). A run that raises
-    writes a failed result.json with the error line, then re-raises. `tags` are added to the
+    writes a failed result.json with the error line, then re-raises (a UserError writes nothing). `tags` are added to the
     tracker's (a tuning trial's `mlflow.parentRunId`), `run_name` replaces the node id as its name.
     """
     keep_freed_memory()   # training steps reuse freed blocks instead of page-faulting fresh ones (allocator.py)
@@ -122,9 +125,14 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
     # Under data-parallel training (torchrun) every rank runs the node; rank 0 alone tracks and writes results.
     main = distributed.is_main()
     track = track if main else "none"
-    if not config.resume and main:
-        # A fresh run starts from a clean folder: stale checkpoints must never be resumed by accident.
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if config.device != "auto":
+        pick_device(config.device)    # a device that is not here is refused before anything is touched
+    checkpoints, parked = run_dir / "checkpoints", run_dir / ".checkpoints.previous"
+    if not config.resume and main and checkpoints.exists():
+        # A fresh run starts from a clean folder (stale checkpoints must never be resumed by accident). The old
+        # ones are parked, not deleted, until the run ends: a run refused for bad input puts them back.
+        shutil.rmtree(parked, ignore_errors=True)
+        checkpoints.rename(parked)
     run_dir.mkdir(parents=True, exist_ok=True)
     preset = preset_of(config, quick)
     t0 = time.perf_counter()
@@ -151,6 +159,13 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
             if main:
                 write_json(run_dir / "result.json", result.to_json())
                 tracker.log_artifact(run_dir / "result.json")
+    except UserError:
+        # Bad input the experiment found (a dataset that cannot be had, settings that do not go together): the
+        # run was refused, not failed, so the node's previous result and checkpoints stay as they were.
+        if main and parked.exists():
+            shutil.rmtree(checkpoints, ignore_errors=True)
+            parked.rename(checkpoints)
+        raise
     except BaseException as e:  # a crash, a divergence or Ctrl-C: the latest run of this node failed, say so
         if not main:
             raise
@@ -158,6 +173,8 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
                                              "seconds": time.perf_counter() - t0,
                                              "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         raise
+    finally:
+        shutil.rmtree(parked, ignore_errors=True)
     return result
 
 
