@@ -66,8 +66,32 @@ def test_replicate_runs_a_node_at_seeds_and_writes_the_table(tmp_path, monkeypat
     write_report(tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert "Replications" in page and "not measured" in page
-    # Run again: the finished node is reused (same numbers, no new run), unless --fresh.
-    before = (tmp_path / "p1.prob.gaussian" / "result.json").stat().st_mtime_ns
+    # Run again: every finished seed is reused (same numbers, no new run), unless fresh.
+    seed_file = lambda s: tmp_path / "p1.prob.gaussian" / f"seed-{s}" / "result.json"  # noqa: E731
+    before = {s: seed_file(s).stat().st_mtime_ns for s in (0, 1, 2)}
     again = replicate([CLAIM], tmp_path, [0, 1, 2])
-    assert again["rows"][0]["values"] == got["c"]["values"] and (tmp_path / "p1.prob.gaussian" / "result.json").stat().st_mtime_ns == before
-    assert replicate([CLAIM], tmp_path, [0, 1])["rows"][0]["seeds"] == [0, 1]        # other seeds: run, not reused
+    assert again["rows"][0]["values"] == got["c"]["values"] and {s: seed_file(s).stat().st_mtime_ns for s in (0, 1, 2)} == before
+    assert again["rows"][0]["commits"] == got["c"]["commits"]
+    # A table cut short after two seeds of a node: asked for three, it runs only the third.
+    assert replicate([CLAIM], tmp_path, [1, 3])["rows"][0]["values"][0] == got["c"]["values"][1]
+    assert seed_file(1).stat().st_mtime_ns == before[1] and seed_file(3).is_file()
+    # A crashed seed, or one run with other settings, is run again.
+    seed_file(2).write_text(json.dumps({**json.loads(seed_file(2).read_text()), "error": "RuntimeError: killed"}))
+    replicate([CLAIM], tmp_path, [2])
+    assert "error" not in json.loads(seed_file(2).read_text())
+    replicate([CLAIM], tmp_path, [0], fresh=True)
+    assert seed_file(0).stat().st_mtime_ns != before[0]
+
+
+def test_a_seed_is_reused_only_for_the_same_settings(tmp_path):
+    from dlroadmap.runner import finished_run, make_config, run_node
+
+    node = registry.load().get("p1.prob.gaussian")
+    cls = node.load_experiment().Config
+    config = make_config(cls, seed=4)
+    run_node(node, config, tmp_path, track="none", run_dir=tmp_path / "seed-4")
+    path = tmp_path / "seed-4" / "result.json"
+    assert finished_run(path, config)["metrics"] == json.loads(path.read_text())["metrics"]
+    assert finished_run(path, make_config(cls, seed=5)) is None                          # another seed
+    assert finished_run(path, make_config(cls, quick=True, seed=4)) is None              # another preset
+    assert finished_run(tmp_path / "nothing.json", config) is None

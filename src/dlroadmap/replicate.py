@@ -12,7 +12,6 @@ metric the node did not produce is "not measured": both are shown, never dropped
 from __future__ import annotations
 
 import datetime as dt
-import json
 import statistics
 import time
 import tomllib
@@ -74,21 +73,10 @@ def row(claim: Claim, values: list[float], seeds: list[int], seconds: float | No
     return {**base, "mean": mean, "std": std, "gap": mean - claim.published, "verdict": "within band" if lo <= mean <= hi else "missed band"}
 
 
-def finished_summary(out: Path, node_id: str, seeds: list[int]) -> dict[str, Any] | None:
-    """<out>/<node>/result.json when it is a finished full-preset run at exactly these seeds (a table resumed after
-    an interruption reuses it instead of running the node again), else None."""
-    try:
-        summary = json.loads((out / node_id / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    ok = summary.get("seeds") == seeds and summary.get("preset") == "full" and not summary.get("error") and len(summary.get("per_seed", [])) == len(seeds)
-    return summary if ok else None
-
-
 def replicate(claims: list[Claim], out: str | Path, seeds: list[int], *, track: str = "none", progress=None, fresh: bool = False) -> dict[str, Any]:
     """Run every claim's node (once per node, whatever its number of claims) in its full preset at `seeds`, and
     write <out>/replications.json after each node. A node that crashes gives its claims "not measured" rows and the
-    rest go on; a node already run here at these seeds in its full preset is reused unless `fresh`."""
+    rest go on; a seed already run here to the end in the full preset is reused unless `fresh`."""
     from dlroadmap.runner import error_line, run_seeds
 
     out = Path(out)
@@ -100,17 +88,15 @@ def replicate(claims: list[Claim], out: str | Path, seeds: list[int], *, track: 
     for node_id, node_claims in by_node.items():
         if progress:
             progress(f"{node_id}: full preset at seeds {', '.join(map(str, seeds))} ({', '.join(c.id for c in node_claims)})")
-        start = time.perf_counter()
-        done = None if fresh else finished_summary(out, node_id, seeds)
         try:
-            summary = done or run_seeds(roadmap.get(node_id), out, seeds, quick=False, track=track)
-            per_seed = [s["metrics"] for s in summary["per_seed"]]
+            summary = run_seeds(roadmap.get(node_id), out, seeds, quick=False, track=track, reuse=not fresh)
+            per_seed, seconds = summary["per_seed"], summary["seconds"]     # the runs' own time, reused ones included
         except Exception as e:   # a crash is a row, not the end of the table
-            errors[node_id], per_seed = error_line(e), []
-        seconds = summary["seconds"] if done else time.perf_counter() - start
+            errors[node_id], per_seed, seconds = error_line(e), [], None
+        commits = sorted({s["commit"][:7] for s in per_seed if s.get("commit")})
         for c in node_claims:
-            values = [float(m[c.metric]) for m in per_seed if isinstance(m.get(c.metric), (int, float))]
-            rows.append(row(c, values, seeds, seconds))
+            values = [float(s["metrics"][c.metric]) for s in per_seed if isinstance(s["metrics"].get(c.metric), (int, float))]
+            rows.append({**row(c, values, seeds, seconds), "commits": commits})
         # Written after every node: a table interrupted after hours keeps what it measured.
         table = {"rows": rows, "errors": errors, "seeds": seeds, "seconds": time.perf_counter() - t0, "environment": environment(),
                  "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

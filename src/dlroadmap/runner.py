@@ -195,10 +195,23 @@ def run_id(node: Node, out: str | Path, *, quick: bool = False, sets: list[str] 
     return run_node(node, config, out, track=track, quick=quick, experiment=experiment)
 
 
+def finished_run(path: Path, config: ExperimentConfig) -> dict[str, Any] | None:
+    """The result.json at `path` when it is a run of exactly `config` that finished (met its expectations or
+    not), else None: a crashed run, another preset or other settings are run again."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = saved.get("config") == json.loads(json.dumps(config.model_dump(), default=str))
+    return saved if same and "error" not in saved and isinstance(saved.get("metrics"), dict) else None
+
+
 def run_seeds(node: Node, out: str | Path, seeds: list[int], *, quick: bool = False, sets: list[str] | None = None,
-              track: str | list[str] | None = "mlflow", **overrides: Any) -> dict[str, Any]:
+              track: str | list[str] | None = "mlflow", reuse: bool = False, **overrides: Any) -> dict[str, Any]:
     """Run a node at several seeds (each in <out>/<id>/seed-N/) and write <out>/<id>/result.json with each
-    metric's mean, min and max; the node passes only when every seed meets every expectation."""
+    metric's mean, min and max; the node passes only when every seed meets every expectation. With `reuse`, a
+    seed already run to the end here with the same settings is read back instead of run again (an hours-long
+    replication interrupted at its third seed keeps the first two)."""
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2")
     experiment = node.load_experiment()
@@ -206,12 +219,14 @@ def run_seeds(node: Node, out: str | Path, seeds: list[int], *, quick: bool = Fa
     runs: list[dict[str, Any]] = []
     for s in seeds:
         config = make_config(experiment.Config, quick=quick, sets=sets, **{**overrides, "seed": s})
-        result = run_node(node, config, out, track=track, quick=quick, experiment=experiment, run_dir=out / node.id / f"seed-{s}")
-        runs.append(result.to_json())
+        run_dir = out / node.id / f"seed-{s}"
+        done = finished_run(run_dir / "result.json", config) if reuse else None
+        runs.append(done or run_node(node, config, out, track=track, quick=quick, experiment=experiment, run_dir=run_dir).to_json())
     agg = aggregate(runs)
     summary = {"node": node.id, "title": node.title, "quick": quick, "preset": runs[0]["preset"], "seeds": seeds,
                "config": runs[0]["config"], "metrics": agg["mean"], "metrics_min": agg["min"], "metrics_max": agg["max"],
-               "per_seed": [{"seed": s, "passed": r["passed"], "metrics": r["metrics"], "expectations": r["expectations"]} for s, r in zip(seeds, runs)],
+               "per_seed": [{"seed": s, "passed": r["passed"], "metrics": r["metrics"], "expectations": r["expectations"],
+                             "commit": r.get("environment", {}).get("commit")} for s, r in zip(seeds, runs)],
                "expectations": worst_expectations(runs), "passed": all(r["passed"] for r in runs),
                "seconds": sum(r["seconds"] for r in runs), "finished": runs[-1]["finished"]}
     write_json(out / node.id / "result.json", summary)

@@ -123,13 +123,13 @@ def replicate(
     seeds: str = typer.Option("0,1,2", "--seeds", help="comma-separated seeds: each claim's node runs its full preset at each"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="runs and replications.json [default: <$DLR_OUT or ./runs>/replicate]"),
     list_only: bool = typer.Option(False, "--list", help="print the claims (replications.toml) without running anything"),
-    fresh: bool = typer.Option(False, "--fresh", help="rerun every node, even one already run in OUT at these seeds (full preset)"),
+    fresh: bool = typer.Option(False, "--fresh", help="rerun every seed, even one already run to the end in OUT with the same settings"),
 ) -> None:
     """Rerun published numbers: each claim's node in its full preset at every seed, its mean against the paper's figure.
 
     Full presets read the full datasets (DLR_DATA_DIR) and take from minutes to an hour each on a laptop CPU;
     `make replicate` runs all of them. The table goes to OUT/replications.json (after each node) and to the
-    report; run it again after an interruption and the nodes already done at these seeds are reused.
+    report; run it again after an interruption and every seed already run to the end is reused (--fresh: none).
     """
     from rich.console import Console
 
