@@ -124,6 +124,12 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def as_written(obj: Any) -> Any:
+    """`obj` as write_json stores it and json.loads reads it back (tuples become lists, paths strings, ...):
+    what to compare a saved file's contents with."""
+    return json.loads(json.dumps(obj, default=_json_default))
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):  # numpy / torch scalars
         return o.item()

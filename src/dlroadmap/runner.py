@@ -28,7 +28,7 @@ from dlroadmap.allocator import keep_freed_memory
 from dlroadmap.environment import environment
 from dlroadmap.errors import TrainingDiverged, UserError
 from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
-from dlroadmap.io import check_writable_dir, write_json
+from dlroadmap.io import as_written, check_writable_dir, write_json
 from dlroadmap.registry import Node
 from dlroadmap.train import distributed
 from dlroadmap.train.compiled import compiling
@@ -125,8 +125,7 @@ def run_node(node: Node, config: ExperimentConfig, out: str | Path, *, track: st
     # Under data-parallel training (torchrun) every rank runs the node; rank 0 alone tracks and writes results.
     main = distributed.is_main()
     track = track if main else "none"
-    if config.device != "auto":
-        pick_device(config.device)    # a device that is not here is refused before anything is touched
+    pick_device(config.device)    # a device that is not here is refused before anything is touched
     checkpoints, parked = run_dir / "checkpoints", run_dir / ".checkpoints.previous"
     if not config.resume and main and checkpoints.exists():
         # A fresh run starts from a clean folder (stale checkpoints must never be resumed by accident). The old
@@ -202,7 +201,7 @@ def finished_run(path: Path, config: ExperimentConfig) -> dict[str, Any] | None:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    same = saved.get("config") == json.loads(json.dumps(config.model_dump(), default=str))
+    same = saved.get("config") == as_written(config.model_dump())
     return saved if same and "error" not in saved and isinstance(saved.get("metrics"), dict) else None
 
 
