@@ -125,6 +125,49 @@ def test_epsilon_schedule():
     assert s.epsilon(10_000) == pytest.approx(0.05)
 
 
+class Lean(torch.nn.Module):
+    """A hand-made CartPole policy as Q-values: push the cart the way w . obs says the pole is falling."""
+
+    def __init__(self, w: list[float]):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(w))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        z = obs @ self.w                                               # (B,)
+        return torch.stack([-z, z], dim=1)                             # (B, 2): left, right
+
+
+@pytest.mark.parametrize("check_episodes", [10, 0])
+def test_weights_are_kept_at_the_target_only_once_the_greedy_check_reaches_it(check_episodes):
+    """A 20-episode training mean at the target is not enough: the greedy policy must also average the target
+    on episodes of its own (unless check_episodes=0), and checking it leaves every training stream untouched."""
+    from types import SimpleNamespace
+
+    s = DQNSettings(hidden=(8,))
+    mon = EpisodeMonitor(None, "a", total=1)
+    a = DQNAgent("CartPole-v1", s, seed=0, monitor=mon, target=475.0, stop_at_target=True, check_episodes=check_episodes)
+    for i in range(20):
+        mon.episode(500.0, 500, 500 * (i + 1))                         # a training mean of 500
+    rng, env_rng = a.rng.bit_generator.state, a.env.unwrapped.np_random.bit_generator.state
+    weak = SimpleNamespace(model=SimpleNamespace(online=Lean([0.0, 0.0, 1.0, 0.0])), should_stop=False)   # ~40 greedily
+    a.on_train_batch_end(weak)
+    if check_episodes:
+        assert a.at_target is None and not weak.should_stop
+        assert a.rng.bit_generator.state == rng and a.env.unwrapped.np_random.bit_generator.state == env_rng
+        strong = SimpleNamespace(model=SimpleNamespace(online=Lean([0.0, 0.5, 3.0, 1.0])), should_stop=False)   # 500 greedily
+        a.on_train_batch_end(strong)
+        assert a.at_target is None                                     # no new episode since the last check
+        mon.episode(500.0, 500, 10_500)
+        a.on_train_batch_end(strong)
+        assert a.at_target is not None and a.at_target["w"].tolist() == [0.0, 0.5, 3.0, 1.0] and strong.should_stop
+    else:
+        assert a.at_target is not None and a.at_target["w"].tolist() == [0.0, 0.0, 1.0, 0.0] and weak.should_stop
+    assert a.kept_at == a.env_steps
+    b = DQNAgent("CartPole-v1", s, seed=0, monitor=EpisodeMonitor(None, "b", total=1), target=475.0)
+    b.load_state_dict(a.state_dict())
+    assert b.kept_at == a.kept_at and b._checked == a._checked and b.at_target["w"].equal(a.at_target["w"])
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "LunarLander-v3"])
 def test_agent_state_rebuilds_the_env_mid_episode(env_id):
     """Save the agent mid-episode, load it into a fresh one: the env is rebuilt by replaying the episode's

@@ -197,11 +197,14 @@ class DQNAgent(Callback):
     and restores all of it from a checkpoint (the env by replaying the current episode's actions)."""
 
     def __init__(self, env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, target: float | None = None,
-                 stop_at_target: bool = False, **env_kwargs):
+                 stop_at_target: bool = False, check_episodes: int = 10, **env_kwargs):
         self.env = make_env(env_id, **env_kwargs)
         require_discrete(self.env, "DQN (one Q-value per action)")
         self.env_id, self.s, self.seed, self.monitor, self.target, self.stop_at_target = env_id, s, seed, monitor, target, stop_at_target
-        self.at_target: dict[str, torch.Tensor] | None = None          # the online weights when the target was first reached
+        self.env_kwargs, self.check_episodes = env_kwargs, check_episodes
+        self.at_target: dict[str, torch.Tensor] | None = None          # the online weights kept once the target was reached
+        self.kept_at: int | None = None                                # env steps done when they were kept
+        self._checked = 0                                              # episodes finished at the last greedy check
         self.obs_dim, self.n_actions = int(np.prod(self.env.observation_space.shape)), int(self.env.action_space.n)
         self.buffer = ReplayBuffer(s.buffer, self.obs_dim)
         self.rng = np.random.default_rng(seed)                       # exploration and minibatch sampling
@@ -254,12 +257,27 @@ class DQNAgent(Callback):
         self.device = trainer.device
 
     def on_train_batch_end(self, trainer) -> None:
+        # DQN can forget what it learned later, so the agent that got to the target is kept. Getting there is
+        # the epsilon-greedy 20-episode mean reaching it, but that mean can be reached by a lucky streak of a
+        # network whose greedy policy is far worse (seen here: a 20-episode mean of 475, then 226 greedily on
+        # fresh episodes). So each time an episode ends with the mean at the target, the greedy policy also
+        # plays `check_episodes` episodes on env seeds of its own (never the ones it is reported on), and the
+        # weights are kept the first time their mean reaches the target too (cf. stable-baselines3's
+        # EvalCallback). check_episodes=0 keeps the weights of the first moment the training mean got there.
         m = self.monitor
-        if self.target is not None and len(m.returns) >= m.window and m.moving_average >= self.target:
-            if self.at_target is None:      # DQN can forget what it learned later: keep the agent that got there
-                self.at_target = {k: v.detach().clone() for k, v in trainer.model.online.state_dict().items()}
-            if self.stop_at_target:
-                trainer.should_stop = True
+        if self.target is None or self.at_target is not None or len(m.returns) < m.window or m.moving_average < self.target:
+            return
+        if len(m.returns) == self._checked:
+            return                                                     # no new episode since the last check
+        self._checked = len(m.returns)
+        online = trainer.model.online
+        if self.check_episodes and greedy_returns(self.env_id, online, self.check_episodes, seed=CHECK_SEED + self.seed,
+                                                  **self.env_kwargs).mean() < self.target:
+            return
+        self.at_target = {k: v.detach().clone() for k, v in online.state_dict().items()}
+        self.kept_at = self.env_steps
+        if self.stop_at_target:
+            trainer.should_stop = True
 
     def state_dict(self) -> dict:
         return {
@@ -270,6 +288,7 @@ class DQNAgent(Callback):
             "disc_returns": torch.tensor(self.disc_returns, dtype=torch.float64),
             "returns": torch.tensor(self.monitor.returns, dtype=torch.float64), "lengths": torch.tensor(self.monitor.lengths),
             "steps_at": torch.tensor(self.monitor.steps_at), "at_target": self.at_target or {},
+            "kept_at": -1 if self.kept_at is None else self.kept_at, "checked": self._checked,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -278,6 +297,8 @@ class DQNAgent(Callback):
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
         self.start_q, self.disc_returns = state["start_q"].tolist(), state["disc_returns"].tolist()
         self.at_target = dict(state["at_target"]) or None
+        self.kept_at = None if int(state.get("kept_at", -1)) < 0 else int(state["kept_at"])
+        self._checked = int(state.get("checked", 0))
         m = self.monitor
         m.returns, m.lengths, m.steps_at = state["returns"].tolist(), state["lengths"].tolist(), state["steps_at"].tolist()
         m._recent.clear()
@@ -294,6 +315,28 @@ class DQNAgent(Callback):
                                   "the environment is not deterministic given its RNG, so this run cannot resume exactly")
         self.ep_return, self.ep_disc, self.ep_len = float(state["ep_return"]), float(state["ep_disc"]), int(state["ep_len"])
         self._start_q_pending = bool(state["start_q_pending"])
+
+
+CHECK_SEED = 900_000      # env seeds CHECK_SEED + seed, ...: the greedy check at the target plays these
+
+
+def greedy_returns(env_id: str, q: nn.Module, episodes: int, seed: int, **env_kwargs) -> np.ndarray:
+    """Returns of `episodes` greedy episodes of Q-network `q`, the env reset with seeds seed, seed + 1, ...
+    (a fresh env: the training env, its RNG and every other random stream are left as they were)."""
+    env = make_env(env_id, **env_kwargs)
+    device = next(q.parameters()).device
+    out = np.zeros(episodes)
+    with torch.inference_mode():
+        for ep in range(episodes):
+            obs, _ = env.reset(seed=seed + ep)
+            done = False
+            while not done:
+                x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=device)   # (1, obs)
+                obs, r, terminated, truncated, _ = env.step(int(q(x).argmax()))
+                out[ep] += float(r)
+                done = terminated or truncated
+    env.close()
+    return out
 
 
 def manual_step(agent: DQNAgent):
@@ -330,15 +373,16 @@ def overestimation(agent: DQNAgent, last: float = 0.25) -> dict[str, float]:
 
 
 def train_dqn(env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, target: float | None = None, stop_at_target: bool = False,
-              tracker=None, checkpoints=None, checkpoint_every: int | None = None, resume: bool = False, device: str = "cpu",
-              description: str = "DQN", **env_kwargs) -> tuple[QPair, DQNAgent]:
+              check_episodes: int = 10, tracker=None, checkpoints=None, checkpoint_every: int | None = None, resume: bool = False,
+              device: str = "cpu", description: str = "DQN", **env_kwargs) -> tuple[QPair, DQNAgent]:
     """Train for s.total_steps env steps on the Trainer (checkpointed into `checkpoints` every
     `checkpoint_every` Trainer steps when given; `resume` continues from the latest one there)."""
     from dlroadmap.train.callbacks import ModelCheckpoint
     from dlroadmap.train.trainer import Trainer, seed_everything
 
     seed_everything(seed)
-    agent = DQNAgent(env_id, s, seed=seed, monitor=monitor, target=target, stop_at_target=stop_at_target, **env_kwargs)
+    agent = DQNAgent(env_id, s, seed=seed, monitor=monitor, target=target, stop_at_target=stop_at_target,
+                     check_episodes=check_episodes, **env_kwargs)
     q = QPair(agent.obs_dim, agent.n_actions, s)
     callbacks: list[Callback] = [agent]
     if checkpoints is not None:

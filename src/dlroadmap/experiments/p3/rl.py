@@ -14,7 +14,7 @@
                     episodes), A2C with GAE and PPO-clip on vectorised CartPole-v1; GAE against
                     stable-baselines3's RolloutBuffer on a real rollout.
   p3.rl.dqn         DQN on the one Trainer (rl/dqn.py): CartPole-v1 to a 20-episode mean of 475 within
-                    110,000 env steps; full mode adds Double DQN and a dueling head at three seeds each,
+                    110,000 env steps, the weights kept there >= 400 greedily on unseen seeds; full mode adds Double DQN and a dueling head at three seeds each,
                     with their over-estimation of Q(s0), and LunarLander-v3 to >= 200 over 100 episodes.
                     `dlr run p3.rl.dqn --resume` continues a killed run bit for bit.
 
@@ -38,7 +38,7 @@ from dlroadmap.experiments.base import Experiment, ExperimentConfig, Result
 from dlroadmap.rl import tabular as T
 from dlroadmap.io import atomic_path, write_json
 from dlroadmap.rl.advantages import gae_stable_baselines3
-from dlroadmap.rl.dqn import LUNAR, DQNAgent, DQNSettings, QNetwork, overestimation, train_dqn
+from dlroadmap.rl.dqn import LUNAR, DQNAgent, DQNSettings, QNetwork, greedy_returns, overestimation, train_dqn
 from dlroadmap.rl.envs import make_env, require_discrete
 from dlroadmap.rl.monitor import EpisodeMonitor, frame_strip, show_strip
 from dlroadmap.rl.ppo import A2C, PPOSettings, train_ppo
@@ -337,10 +337,12 @@ class DQNConfig(ExperimentConfig):
     steps: int = Field(110_000, ge=500, le=100_000_000, description="env steps of each run (epsilon decays over the first 5%)")
     seeds: int = Field(3, ge=1, le=100, description="runs at seeds seed, seed+1, ...; the first is checkpointed and resumable")
     variants: bool = Field(True, description="also run Double DQN and a dueling head at each seed, for steps and over-estimation")
-    stop_at_target: bool = Field(False, description="stop a run once its 20-episode mean reaches the target (the steps to get there "
-                                                    "are those of the whole run; the rest of it shows whether the agent keeps it)")
+    stop_at_target: bool = Field(False, description="stop a run once it has reached the target and its weights are kept (the steps to "
+                                                    "get there are those of the whole run; the rest of it shows whether the agent keeps it)")
     target: float = Field(475.0, description="the 20-episode mean that counts as solved (CartPole-v1's reward_threshold)")
     eval_episodes: int = Field(20, ge=1, le=10_000, description="greedy episodes the trained agent is evaluated on")
+    check_episodes: int = Field(10, ge=0, le=1000, description="greedy episodes (env seeds of their own) that must also average the "
+                                                            "target before the weights are kept; 0: keep them as the training mean gets there")
     checkpoint_every: int | None = Field(1000, ge=1, description="checkpoint the first run every N Trainer steps (8 env steps each)")
     lunar_steps: int = Field(500_000, ge=0, le=100_000_000, description="env steps of a LunarLander-v3 run (rl/dqn.py LUNAR settings; 0 = skip)")
 
@@ -349,22 +351,6 @@ class DQNConfig(ExperimentConfig):
 
 def _greedy(q: QNetwork):
     return lambda obs: int(q(torch.as_tensor(obs, dtype=torch.float32)[None]).argmax())
-
-
-def _evaluate(env_id: str, act, episodes: int, seed: int) -> np.ndarray:
-    """Returns of `episodes` greedy episodes on fresh seeds (none of them seen in training)."""
-    env = make_env(env_id)
-    out = np.zeros(episodes)
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        done = False
-        with torch.no_grad():
-            while not done:
-                obs, r, terminated, truncated, _ = env.step(act(obs))
-                out[ep] += r
-                done = terminated or truncated
-    env.close()
-    return out
 
 
 def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
@@ -382,7 +368,7 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
             mon = EpisodeMonitor(tracker, f"{name}_seed{seed}", total=s.total_steps)
             with mon.live():
                 q, agent = train_dqn(config.env, s, seed=seed, monitor=mon, target=config.target, stop_at_target=config.stop_at_target,
-                                     device=config.device,
+                                     check_episodes=config.check_episodes, device=config.device,
                                      checkpoints=tracker.run_dir / "checkpoints" if first else None,
                                      checkpoint_every=config.checkpoint_every, resume=config.resume and first,
                                      description=f"{name} seed {seed}")
@@ -407,14 +393,16 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
     episodes = write_json(tracker.run_dir / "model" / "episodes.json", {"returns": mon.returns, "lengths": mon.lengths, "steps_at": mon.steps_at})
     tracker.log_artifact(weights)
     tracker.log_artifact(episodes)
-    # Greedy returns on fresh seeds: of the agent when its epsilon-greedy 20-episode mean first reached the target
-    # (the one the steps count), and of the final one (a run that goes on can forget: DQN on CartPole often does).
+    # Greedy returns on fresh seeds (neither trained on nor checked on): of the agent kept at the target (the
+    # first weights, once the 20-episode mean had got there, whose greedy check also did) and of the final one
+    # (a run that goes on can forget: DQN on CartPole often does).
+    m["dqn_kept_at_steps"] = float("inf") if agent.kept_at is None else float(agent.kept_at)
     solved = q.online
     if agent.at_target is not None:
         solved = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
         solved.load_state_dict(agent.at_target)
-    m["dqn_greedy_return_mean"] = float(_evaluate(config.env, _greedy(solved), config.eval_episodes, seed=10_000 + config.seed).mean())
-    m["dqn_final_greedy_return_mean"] = float(_evaluate(config.env, _greedy(q.online), config.eval_episodes, seed=10_000 + config.seed).mean())
+    m["dqn_greedy_return_mean"] = float(greedy_returns(config.env, solved, config.eval_episodes, seed=10_000 + config.seed).mean())
+    m["dqn_final_greedy_return_mean"] = float(greedy_returns(config.env, q.online, config.eval_episodes, seed=10_000 + config.seed).mean())
     m["dqn_start_q"], m["dqn_start_return"] = est["q_start"], est["return_start"]
 
     lunar = None
@@ -423,7 +411,7 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
         lmon = EpisodeMonitor(tracker, "lunar", total=s.total_steps, window=100)
         with lmon.live():
             lq, _ = train_dqn("LunarLander-v3", s, seed=config.seed, monitor=lmon, device=config.device, description="DQN LunarLander-v3")
-        lret = _evaluate("LunarLander-v3", _greedy(lq.online), 100, seed=20_000 + config.seed)
+        lret = greedy_returns("LunarLander-v3", lq.online, 100, seed=20_000 + config.seed)
         m["lunar_eval_return_mean"], m["lunar_eval_return_std"] = float(lret.mean()), float(lret.std())
         m["lunar_train_avg100"] = lmon.moving_average
         lunar = (lmon, lq)
