@@ -168,6 +168,26 @@ def test_weights_are_kept_at_the_target_only_once_the_greedy_check_reaches_it(ch
     assert b.kept_at == a.kept_at and b._checked == a._checked and b.at_target["w"].equal(a.at_target["w"])
 
 
+def test_periodic_checks_keep_the_best_checked_weights():
+    """With check_every, the greedy policy is checked every N env steps and the best weights so far are
+    kept (a later, worse agent does not replace them); the checks survive a checkpoint round trip."""
+    from types import SimpleNamespace
+
+    s = DQNSettings(hidden=(8,))
+    a = DQNAgent("CartPole-v1", s, seed=0, monitor=EpisodeMonitor(None, "a", total=1), check_every=100, check_episodes=3)
+    nets = {"weak": Lean([0.0, 0.0, 1.0, 0.0]), "strong": Lean([0.0, 0.5, 3.0, 1.0])}
+    for steps, name in [(50, "weak"), (100, "weak"), (150, "strong"), (200, "strong"), (300, "weak")]:
+        a.env_steps = steps
+        a.on_train_batch_end(SimpleNamespace(model=SimpleNamespace(online=nets[name]), should_stop=False))
+    assert [st for st, _ in a.checks] == [100, 200, 300]                 # at 50 and 150 no check was due
+    assert a.checks[1][1] == 500.0 > a.checks[0][1] and a.checks[2][1] < 100
+    assert a.best_at == 200 and a.best_check == 500.0 and a.best["w"].tolist() == [0.0, 0.5, 3.0, 1.0]
+    assert a.at_target is None                                         # no target given: nothing to stop at
+    b = DQNAgent("CartPole-v1", s, seed=0, monitor=EpisodeMonitor(None, "b", total=1), check_every=100, check_episodes=3)
+    b.load_state_dict(a.state_dict())
+    assert b.checks == a.checks and b.best_at == 200 and b.best["w"].equal(a.best["w"])
+
+
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "LunarLander-v3"])
 def test_agent_state_rebuilds_the_env_mid_episode(env_id):
     """Save the agent mid-episode, load it into a fresh one: the env is rebuilt by replaying the episode's

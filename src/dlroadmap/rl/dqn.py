@@ -192,19 +192,26 @@ def _generator_state(g: np.random.Generator) -> dict:
     return dict(g.bit_generator.state)
 
 
+def _copy(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
 class DQNAgent(Callback):
     """Acts in the env with epsilon-greedy on the online net, fills the replay buffer, feeds the monitor,
     and restores all of it from a checkpoint (the env by replaying the current episode's actions)."""
 
     def __init__(self, env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, target: float | None = None,
-                 stop_at_target: bool = False, check_episodes: int = 10, **env_kwargs):
+                 stop_at_target: bool = False, check_episodes: int = 10, check_every: int = 0, **env_kwargs):
         self.env = make_env(env_id, **env_kwargs)
         require_discrete(self.env, "DQN (one Q-value per action)")
         self.env_id, self.s, self.seed, self.monitor, self.target, self.stop_at_target = env_id, s, seed, monitor, target, stop_at_target
-        self.env_kwargs, self.check_episodes = env_kwargs, check_episodes
+        self.env_kwargs, self.check_episodes, self.check_every = env_kwargs, check_episodes, check_every
         self.at_target: dict[str, torch.Tensor] | None = None          # the online weights kept once the target was reached
         self.kept_at: int | None = None                                # env steps done when they were kept
         self._checked = 0                                              # episodes finished at the last greedy check
+        self.best: dict[str, torch.Tensor] | None = None               # every check_every steps: the best-checked weights,
+        self.best_check, self.best_at = float("-inf"), -1              # their greedy check mean and env steps
+        self.checks: list[tuple[int, float]] = []                      # (env steps, greedy check mean) of each periodic check
         self.obs_dim, self.n_actions = int(np.prod(self.env.observation_space.shape)), int(self.env.action_space.n)
         self.buffer = ReplayBuffer(s.buffer, self.obs_dim)
         self.rng = np.random.default_rng(seed)                       # exploration and minibatch sampling
@@ -264,6 +271,7 @@ class DQNAgent(Callback):
         # plays `check_episodes` episodes on env seeds of its own (never the ones it is reported on), and the
         # weights are kept the first time their mean reaches the target too (cf. stable-baselines3's
         # EvalCallback). check_episodes=0 keeps the weights of the first moment the training mean got there.
+        self._periodic_check(trainer.model.online)
         m = self.monitor
         if self.target is None or self.at_target is not None or len(m.returns) < m.window or m.moving_average < self.target:
             return
@@ -271,13 +279,27 @@ class DQNAgent(Callback):
             return                                                     # no new episode since the last check
         self._checked = len(m.returns)
         online = trainer.model.online
-        if self.check_episodes and greedy_returns(self.env_id, online, self.check_episodes, seed=CHECK_SEED + self.seed,
-                                                  **self.env_kwargs).mean() < self.target:
+        if self.check_episodes and self._check(online) < self.target:
             return
-        self.at_target = {k: v.detach().clone() for k, v in online.state_dict().items()}
+        self.at_target = _copy(online)
         self.kept_at = self.env_steps
         if self.stop_at_target:
             trainer.should_stop = True
+
+    def _check(self, online: nn.Module) -> float:
+        return float(greedy_returns(self.env_id, online, self.check_episodes, seed=CHECK_SEED + self.seed, **self.env_kwargs).mean())
+
+    def _periodic_check(self, online: nn.Module) -> None:
+        # With no target to stop at (LunarLander: the training mean hovers near 200 and the latest weights can be
+        # in a dip), every `check_every` env steps the greedy policy plays the check episodes and the best weights
+        # so far are kept: stable-baselines3's EvalCallback with best-model saving. The check seeds are never
+        # the ones the kept agent is reported on, so choosing on them does not flatter the reported figure.
+        if not self.check_every or self.env_steps < (len(self.checks) + 1) * self.check_every:
+            return
+        score = self._check(online)
+        self.checks.append((self.env_steps, score))
+        if score > self.best_check:
+            self.best, self.best_check, self.best_at = _copy(online), score, self.env_steps
 
     def state_dict(self) -> dict:
         return {
@@ -289,6 +311,8 @@ class DQNAgent(Callback):
             "returns": torch.tensor(self.monitor.returns, dtype=torch.float64), "lengths": torch.tensor(self.monitor.lengths),
             "steps_at": torch.tensor(self.monitor.steps_at), "at_target": self.at_target or {},
             "kept_at": -1 if self.kept_at is None else self.kept_at, "checked": self._checked,
+            "best": self.best or {}, "best_check": self.best_check, "best_at": self.best_at,
+            "checks": torch.tensor(self.checks, dtype=torch.float64).reshape(-1, 2),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -299,6 +323,9 @@ class DQNAgent(Callback):
         self.at_target = dict(state["at_target"]) or None
         self.kept_at = None if int(state.get("kept_at", -1)) < 0 else int(state["kept_at"])
         self._checked = int(state.get("checked", 0))
+        self.best = dict(state.get("best", {})) or None
+        self.best_check, self.best_at = float(state.get("best_check", float("-inf"))), int(state.get("best_at", -1))
+        self.checks = [(int(s), float(v)) for s, v in state.get("checks", torch.zeros(0, 2)).tolist()]
         m = self.monitor
         m.returns, m.lengths, m.steps_at = state["returns"].tolist(), state["lengths"].tolist(), state["steps_at"].tolist()
         m._recent.clear()
@@ -373,7 +400,7 @@ def overestimation(agent: DQNAgent, last: float = 0.25) -> dict[str, float]:
 
 
 def train_dqn(env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor, target: float | None = None, stop_at_target: bool = False,
-              check_episodes: int = 10, tracker=None, checkpoints=None, checkpoint_every: int | None = None, resume: bool = False,
+              check_episodes: int = 10, check_every: int = 0, tracker=None, checkpoints=None, checkpoint_every: int | None = None, resume: bool = False,
               device: str = "cpu", description: str = "DQN", **env_kwargs) -> tuple[QPair, DQNAgent]:
     """Train for s.total_steps env steps on the Trainer (checkpointed into `checkpoints` every
     `checkpoint_every` Trainer steps when given; `resume` continues from the latest one there)."""
@@ -382,7 +409,7 @@ def train_dqn(env_id: str, s: DQNSettings, *, seed: int, monitor: EpisodeMonitor
 
     seed_everything(seed)
     agent = DQNAgent(env_id, s, seed=seed, monitor=monitor, target=target, stop_at_target=stop_at_target,
-                     check_episodes=check_episodes, **env_kwargs)
+                     check_episodes=check_episodes, check_every=check_every, **env_kwargs)
     q = QPair(agent.obs_dim, agent.n_actions, s)
     callbacks: list[Callback] = [agent]
     if checkpoints is not None:
