@@ -426,7 +426,7 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
         m["lunar_kept_check_mean"] = lagent.best_check if lagent.best is not None else float("nan")
         m["lunar_final_eval_return_mean"] = float(greedy_returns("LunarLander-v3", lq.online, 100, seed=20_000 + config.seed).mean())
         m["lunar_train_avg100"] = lmon.moving_average
-        lunar = (lmon, kept)
+        lunar = (lmon, kept, lagent)
 
     shots = frame_strip(config.env, _greedy(solved), frames=8, seed=config.seed)
     lunar_shots = frame_strip("LunarLander-v3", _greedy(lunar[1]), frames=8, seed=config.seed, max_steps=1000) if lunar else None
@@ -456,11 +456,25 @@ def _dqn_figure(m, curves, config: DQNConfig, shots, lunar, lunar_shots) -> plt.
     ax.set_xlabel("env steps"), ax.legend(fontsize=7)
     over = "  ".join(f"{labels[k]} {m[f'{k}_overestimation']:+.1f}" for k in curves)
     ax.set_title(f"value estimate vs value obtained (20-episode means)\nlast quarter, estimate - obtained: {over}", fontsize=8)
-    show_strip(fig.add_subplot(grid[1, :]), shots, f"{config.env}: one episode of the DQN agent that reached the target (greedy; mean "
+    who = (f"kept at the target ({m['dqn_kept_at_steps']:,.0f} steps)" if np.isfinite(m["dqn_kept_at_steps"])
+           else "at the end (no weights passed the target's check)")
+    show_strip(fig.add_subplot(grid[1, :]), shots, f"{config.env}: one episode of the DQN agent {who} (greedy; mean "
                f"greedy return {m['dqn_greedy_return_mean']:.1f} over {config.eval_episodes} episodes; the final agent's "
                f"{m['dqn_final_greedy_return_mean']:.1f})")
     if lunar:
-        show_strip(fig.add_subplot(grid[2, :]), lunar_shots, f"LunarLander-v3: one episode of the DQN agent kept at "
+        lmon, _, lagent = lunar
+        ax = fig.add_subplot(grid[2, 0])
+        r = np.asarray(lmon.returns)
+        w = min(100, len(r))
+        ax.plot(np.asarray(lmon.steps_at)[w - 1:], smooth(r, w), label=f"training, {w}-episode mean")
+        if lagent.checks:
+            at, score = np.asarray(lagent.checks).T
+            ax.plot(at, score, "o:", ms=3, label="greedy checks (10 episodes)")
+            ax.plot([lagent.best_at], [lagent.best_check], "r*", ms=10, label="kept")
+        ax.axhline(200, color="k", ls="--", lw=0.8, label="solved: 200")
+        ax.set_xlabel("env steps"), ax.set_ylabel("episode return"), ax.legend(fontsize=7)
+        ax.set_title("LunarLander-v3 (Double DQN, rl-zoo settings)", fontsize=9)
+        show_strip(fig.add_subplot(grid[2, 1:]), lunar_shots, f"LunarLander-v3: one episode of the DQN agent kept at "
                    f"{m['lunar_kept_at_steps']:,.0f} steps (greedy; mean {m['lunar_eval_return_mean']:.1f} over 100 unseen episodes; "
                    f"the final agent's {m['lunar_final_eval_return_mean']:.1f})")
     fig.tight_layout()
