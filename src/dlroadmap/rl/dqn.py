@@ -209,8 +209,7 @@ class DQNAgent(Callback):
         self.at_target: dict[str, torch.Tensor] | None = None          # the online weights kept once the target was reached
         self.kept_at: int | None = None                                # env steps done when they were kept
         self._checked = 0                                              # episodes finished at the last greedy check
-        self.best: dict[str, torch.Tensor] | None = None               # every check_every steps: the best-checked weights,
-        self.best_check, self.best_at = float("-inf"), -1              # their greedy check mean and env steps
+        self.best: dict[str, torch.Tensor] | None = None               # every check_every steps: the best-checked weights
         self.checks: list[tuple[int, float]] = []                      # (env steps, greedy check mean) of each periodic check
         self.obs_dim, self.n_actions = int(np.prod(self.env.observation_space.shape)), int(self.env.action_space.n)
         self.buffer = ReplayBuffer(s.buffer, self.obs_dim)
@@ -297,9 +296,24 @@ class DQNAgent(Callback):
         if not self.check_every or self.env_steps < (len(self.checks) + 1) * self.check_every:
             return
         score = self._check(online)
-        self.checks.append((self.env_steps, score))
         if score > self.best_check:
-            self.best, self.best_check, self.best_at = _copy(online), score, self.env_steps
+            self.best = _copy(online)
+        self.checks.append((self.env_steps, score))
+
+    @property
+    def best_at(self) -> int:
+        """Env steps of the best check (the first, on a tie); -1 before any."""
+        return max(self.checks, key=lambda c: c[1])[0] if self.checks else -1
+
+    @property
+    def best_check(self) -> float:
+        return max(score for _, score in self.checks) if self.checks else float("-inf")
+
+    def network(self, weights: dict[str, torch.Tensor]) -> QNetwork:
+        """A QNetwork of this agent's shape holding `weights` (the kept or best-checked ones)."""
+        net = QNetwork(self.obs_dim, self.n_actions, self.s.hidden, self.s.dueling)
+        net.load_state_dict(weights)
+        return net
 
     def state_dict(self) -> dict:
         return {
@@ -311,8 +325,7 @@ class DQNAgent(Callback):
             "returns": torch.tensor(self.monitor.returns, dtype=torch.float64), "lengths": torch.tensor(self.monitor.lengths),
             "steps_at": torch.tensor(self.monitor.steps_at), "at_target": self.at_target or {},
             "kept_at": -1 if self.kept_at is None else self.kept_at, "checked": self._checked,
-            "best": self.best or {}, "best_check": self.best_check, "best_at": self.best_at,
-            "checks": torch.tensor(self.checks, dtype=torch.float64).reshape(-1, 2),
+            "best": self.best or {}, "checks": torch.tensor(self.checks, dtype=torch.float64).reshape(-1, 2),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -324,7 +337,6 @@ class DQNAgent(Callback):
         self.kept_at = None if int(state.get("kept_at", -1)) < 0 else int(state["kept_at"])
         self._checked = int(state.get("checked", 0))
         self.best = dict(state.get("best", {})) or None
-        self.best_check, self.best_at = float(state.get("best_check", float("-inf"))), int(state.get("best_at", -1))
         self.checks = [(int(s), float(v)) for s, v in state.get("checks", torch.zeros(0, 2)).tolist()]
         m = self.monitor
         m.returns, m.lengths, m.steps_at = state["returns"].tolist(), state["lengths"].tolist(), state["steps_at"].tolist()

@@ -399,10 +399,7 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
     # first weights, once the 20-episode mean had got there, whose greedy check also did) and of the final one
     # (a run that goes on can forget: DQN on CartPole often does).
     m["dqn_kept_at_steps"] = float("inf") if agent.kept_at is None else float(agent.kept_at)
-    solved = q.online
-    if agent.at_target is not None:
-        solved = QNetwork(agent.obs_dim, agent.n_actions, base.hidden, base.dueling)
-        solved.load_state_dict(agent.at_target)
+    solved = q.online if agent.at_target is None else agent.network(agent.at_target)
     m["dqn_greedy_return_mean"] = float(greedy_returns(config.env, solved, config.eval_episodes, seed=10_000 + config.seed).mean())
     m["dqn_final_greedy_return_mean"] = float(greedy_returns(config.env, q.online, config.eval_episodes, seed=10_000 + config.seed).mean())
     m["dqn_start_q"], m["dqn_start_return"] = est["q_start"], est["return_start"]
@@ -414,17 +411,17 @@ def run_dqn(config: DQNConfig, tracker: Tracker) -> Result:
         with lmon.live():
             lq, lagent = train_dqn("LunarLander-v3", s, seed=config.seed, monitor=lmon, device=config.device, check_episodes=config.check_episodes,
                                    check_every=config.lunar_check_every, description="DQN LunarLander-v3")
-        # The agent reported is the best-checked one (its 10 check episodes on seeds of their own), measured
-        # on 100 other unseen seeds; the final agent beside it, since a run's last weights can sit in a dip.
-        kept = lq.online
+        # The agent reported is the best-checked one (its check episodes on seeds of their own), measured on
+        # 100 other unseen seeds; the final agent beside it, since a run's last weights can sit in a dip.
+        final = greedy_returns("LunarLander-v3", lq.online, 100, seed=20_000 + config.seed)
+        kept, lret = lq.online, final
         if lagent.best is not None:
-            kept = QNetwork(lagent.obs_dim, lagent.n_actions, s.hidden, s.dueling)
-            kept.load_state_dict(lagent.best)
-        lret = greedy_returns("LunarLander-v3", kept, 100, seed=20_000 + config.seed)
+            kept = lagent.network(lagent.best)
+            lret = greedy_returns("LunarLander-v3", kept, 100, seed=20_000 + config.seed)
         m["lunar_eval_return_mean"], m["lunar_eval_return_std"] = float(lret.mean()), float(lret.std())
         m["lunar_kept_at_steps"] = float(lagent.best_at if lagent.best is not None else lagent.env_steps)
         m["lunar_kept_check_mean"] = lagent.best_check if lagent.best is not None else float("nan")
-        m["lunar_final_eval_return_mean"] = float(greedy_returns("LunarLander-v3", lq.online, 100, seed=20_000 + config.seed).mean())
+        m["lunar_final_eval_return_mean"] = float(final.mean())
         m["lunar_train_avg100"] = lmon.moving_average
         lunar = (lmon, kept, lagent)
 
@@ -469,7 +466,7 @@ def _dqn_figure(m, curves, config: DQNConfig, shots, lunar, lunar_shots) -> plt.
         ax.plot(np.asarray(lmon.steps_at)[w - 1:], smooth(r, w), label=f"training, {w}-episode mean")
         if lagent.checks:
             at, score = np.asarray(lagent.checks).T
-            ax.plot(at, score, "o:", ms=3, label="greedy checks (10 episodes)")
+            ax.plot(at, score, "o:", ms=3, label=f"greedy checks ({config.check_episodes} episodes)")
             ax.plot([lagent.best_at], [lagent.best_check], "r*", ms=10, label="kept")
         ax.axhline(200, color="k", ls="--", lw=0.8, label="solved: 200")
         ax.set_xlabel("env steps"), ax.set_ylabel("episode return"), ax.legend(fontsize=7)
