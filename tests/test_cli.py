@@ -175,3 +175,13 @@ def test_usage_errors_exit_2_without_traceback(cli):
     for args in (("run", "--bogus"), ("run", "p3.rl.qlearning", "p3.rl.policy_gradient")):
         code, _, err = cli(*args)
         assert code == 2 and "Traceback" not in err and ("No such option" in err or "unexpected extra argument" in err), (args, err)
+
+
+def test_resume_without_a_checkpoint_says_the_run_starts_fresh(cli, tmp_path):
+    out = tmp_path / "o"
+    args = ("run", "p2.fnn.backprop", "--quick", "--set", "epochs=1", "--track", "none", "--out", str(out), "--resume")
+    code, _, err = cli(*args)
+    said = " ".join(err.split())   # rich wraps long lines
+    assert code == 0 and "--resume: no checkpoint in" in said and "starts from the beginning" in said
+    code, _, err = cli(*args)      # now there is a checkpoint to continue from: no notice
+    assert code == 0 and "no checkpoint" not in err

@@ -23,7 +23,7 @@ def run(
     set_: Optional[List[str]] = typer.Option(None, "--set", "-s", help="override a config value: --set lr=0.01 (repeatable; `dlr show ID` lists keys). The run is then 'custom': it verifies nothing"),
     track: str = TrackOpt,
     out: Optional[Path] = OutOpt,
-    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in <out>/<id>/checkpoints"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the latest checkpoint in <out>/<id>/checkpoints (with none there, it says so and starts from the beginning)"),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (autocast)"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model of every training step: a one-off compile (cached in ~/.cache/dlroadmap/inductor), then faster steps"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps"),
@@ -73,6 +73,8 @@ def run(
     if not distributed.is_main():  # a torchrun worker other than rank 0: train, write nothing, print nothing
         run_id(node, out, quick=quick, sets=set_ or [], track="none", resume=resume or None, compile=compile_ or None, precision=precision, device=device, seed=seed)
         return
+    if resume:
+        resume_notice([out / node.id / f"seed-{s}" for s in seed_list] if seed_list is not None else [out / node.id])
     if seed_list is not None:
         summary = run_seeds(node, out, seed_list, quick=quick, sets=set_ or [], track=track, resume=resume or None, compile=compile_ or None, precision=precision, device=device)
         write_report(out)
@@ -97,6 +99,15 @@ def run(
     if not result.passed:
         console.print(f"[red]{node.id}: an expectation was missed[/]")
         raise typer.Exit(1)
+
+
+def resume_notice(run_dirs: list[Path]) -> None:
+    """--resume where there is nothing to continue says so (the run then starts from the beginning)."""
+    from dlroadmap.train.checkpoint import latest_checkpoint
+
+    for run_dir in run_dirs:
+        if latest_checkpoint(run_dir / "checkpoints") is None:
+            console.print(f"[yellow]--resume: no checkpoint in {run_dir / 'checkpoints'}, so this run starts from the beginning[/]", highlight=False)
 
 
 def seeds_table(summaries: list[dict[str, Any]]) -> Table:
