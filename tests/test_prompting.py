@@ -70,3 +70,18 @@ def test_prompt_tasks_are_labelled_right_and_have_200_distinct_items():
         a, b = map(int, re.findall(r"\d+", text))
         assert answer == (a + b if "more" in text else a - b)
     assert arithmetic(seed=1).items != arithmetic(seed=2).items
+
+
+def test_demonstrations_stay_balanced_when_the_pool_is_short_of_a_label():
+    """The full preset at seed 2 drew a 16-item sentiment pool with too few of one label for 8 balanced shots and
+    crashed (IndexError); the shots are now as balanced as the pool allows."""
+    import importlib
+
+    import numpy as np
+
+    foundation = importlib.import_module("dlroadmap.experiments.p4.research.foundation")
+    short = [(f"a{i}", 0) for i in range(13)] + [(f"b{i}", 1) for i in range(3)]
+    demos = foundation._demos(None, short, 8, np.random.default_rng(0))
+    assert sorted(label for _, label in demos) == [0] * 5 + [1] * 3 and len(set(demos)) == 8
+    even = [(f"a{i}", 0) for i in range(8)] + [(f"b{i}", 1) for i in range(8)]
+    assert sorted(label for _, label in foundation._demos(None, even, 8, np.random.default_rng(0))) == [0] * 4 + [1] * 4

@@ -56,8 +56,14 @@ def _demos(task, pool: list[tuple[str, int]], k: int, rng) -> list[tuple[str, in
     for item in pool:
         by_label.setdefault(item[1], []).append(item)
     labels = sorted(by_label)
-    chosen = [by_label[labels[i % len(labels)]][i // len(labels)] for i in range(k)] if len(labels) <= k or k == 0 else \
-        [pool[j] for j in rng.permutation(len(pool))[:k]]
+    if len(labels) <= k or k == 0:
+        # round robin over the labels; a label the pool has too few of is skipped once it runs out
+        queues = [list(by_label[label]) for label in labels]
+        chosen = []
+        while len(chosen) < k and any(queues):
+            chosen += [q.pop(0) for q in queues if q][: k - len(chosen)]
+    else:
+        chosen = [pool[j] for j in rng.permutation(len(pool))[:k]]
     return [chosen[j] for j in rng.permutation(len(chosen))]
 
 
