@@ -51,14 +51,14 @@ class FoundationConfig(ExperimentConfig):
 
 
 def _demos(task, pool: list[tuple[str, int]], k: int, rng) -> list[tuple[str, int]]:
-    """k demonstrations from the pool, the labels as balanced as k allows, in random order."""
+    """k demonstrations from the pool, the labels as balanced as k and the pool allow, in random order."""
     by_label: dict[int, list] = {}
     for item in pool:
         by_label.setdefault(item[1], []).append(item)
     labels = sorted(by_label)
     if len(labels) <= k or k == 0:
         # round robin over the labels; a label the pool has too few of is skipped once it runs out
-        queues = [list(by_label[label]) for label in labels]
+        queues = [by_label[label] for label in labels]
         chosen = []
         while len(chosen) < k and any(queues):
             chosen += [q.pop(0) for q in queues if q][: k - len(chosen)]
