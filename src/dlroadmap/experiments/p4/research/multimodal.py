@@ -47,8 +47,8 @@ class MultimodalConfig(ExperimentConfig):
     flamingo_lr: float = Field(1e-3, gt=0, le=1)
     flamingo_queries: int = Field(1000, ge=10, le=100_000, description="test images asked for a caption at each number of shots")
 
-    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "encoders": ["cnn"], "epochs": 6, "batch_size": 128, "lm_steps": 1500,
-                             "flamingo_steps": 800, "flamingo_queries": 400}
+    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "encoders": ["cnn"], "epochs": 6, "batch_size": 128, "lm_steps": 1000,
+                             "flamingo_steps": 600, "flamingo_queries": 400}
 
 
 def _encoder(kind: str, width: int) -> tuple[torch.nn.Module, int]:
@@ -202,7 +202,7 @@ def _flamingo(clip: CLIP, kind: str, data, config: MultimodalConfig, tracker: Tr
 
     # 1. The language model: the caption language from text alone (it can learn the format and to keep a
     #    sequence's style, never which digit an image shows). Keeping the style is learned suddenly, after
-    #    a plateau of 300-900 steps at seeds 0-2 (an induction-like copy), hence the quick preset's 1,500.
+    #    a plateau of 300-900 steps at seeds 0-2 (an induction-like copy), hence the quick preset's 1,000.
     seed_everything(config.seed)
     lm = GPT(GPTConfig(vocab_size=len(lang), block_size=lang.PER_IMAGE * (M + 2), n_layer=2, n_head=2, n_embd=config.width))
     trainer = Trainer(lm, lm.configure_optimizer(1e-3), step=lambda model, b: (model(b[0][:, :-1], b[0][:, 1:])[1], None, None),
