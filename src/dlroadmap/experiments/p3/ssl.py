@@ -329,8 +329,10 @@ class ContrastiveConfig(ExperimentConfig):
     knn_temperature: float = Field(0.1, gt=0, le=10, description="kNN vote weight exp(similarity / T)")
     tsne_points: int = Field(2000, ge=100, le=20_000)
 
-    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "width": 16, "batch_size": 128, "epochs": 15, "queue_size": 1024, "small_batch_epochs": 0,
-                             "finetune_steps": 300, "tsne_points": 750}
+    # Quick: 10 epochs and 200 fine-tuning steps keep every claim at seeds 0-2 (15 and 300 scored 1-2 points higher; the
+    # tightest, MoCo's probe over pixels at seed 2, 0.039 against 0.056, bound 0.03) in three quarters of the time.
+    QUICK: ClassVar[dict] = {"dataset": "mnist5k", "width": 16, "batch_size": 128, "epochs": 10, "queue_size": 1024, "small_batch_epochs": 0,
+                             "finetune_steps": 200, "tsne_points": 750}
 
 
 def labelled_subset(y: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
