@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import ClassVar, Literal
 
@@ -58,10 +59,8 @@ def _demos(task, pool: list[tuple[str, int]], k: int, rng) -> list[tuple[str, in
     labels = sorted(by_label)
     if len(labels) <= k or k == 0:
         # round robin over the labels; a label the pool has too few of is skipped once it runs out
-        queues = [by_label[label] for label in labels]
-        chosen = []
-        while len(chosen) < k and any(queues):
-            chosen += [q.pop(0) for q in queues if q][: k - len(chosen)]
+        rounds = itertools.zip_longest(*(by_label[label] for label in labels))
+        chosen = [item for item in itertools.chain.from_iterable(rounds) if item is not None][:k]
     else:
         chosen = [pool[j] for j in rng.permutation(len(pool))[:k]]
     return [chosen[j] for j in rng.permutation(len(chosen))]
