@@ -144,5 +144,5 @@ def training_step(saturating: bool = False, grad_norms: list[float] | None = Non
 
 def optimizers(gan: GAN, lr: float = 2e-4, beta1: float = 0.5) -> dict[str, torch.optim.Optimizer]:
     """DCGAN's Adam for each network (lr 2e-4, beta1 0.5: momentum 0.9 made training oscillate, per the paper)."""
-    return {"d": torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=(beta1, 0.999)),
-            "g": torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=(beta1, 0.999))}
+    return {"d": torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=(beta1, 0.999), fused=True),
+            "g": torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=(beta1, 0.999), fused=True)}

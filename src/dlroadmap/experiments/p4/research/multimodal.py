@@ -69,7 +69,7 @@ def _train_clip(kind: str, data, tokenizer: WordTokenizer, config: MultimodalCon
         return clip_loss(model(x, ids.to(y.device)[t, y], ends.to(y.device)[t, y])), None, None
 
     loader = TensorLoader(data.X_train, data.y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed, drop_last=True)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.epochs * len(loader), pct_start=0.1)
     trainer = Trainer(model, opt, step=step, max_epochs=config.epochs, scheduler=sched, scheduler_interval="step", device=config.device,
                       precision=config.precision, seed=config.seed, tracker=tracker, log_prefix=f"clip/{kind}", description=f"CLIP ({kind})")
@@ -217,7 +217,7 @@ def _flamingo(clip: CLIP, kind: str, data, config: MultimodalConfig, tracker: Tr
     seed_everything(config.seed)
     vision, dim = _visual_tokens(clip.visual)
     model = Flamingo(lm, vision, dim, lang.image, num_latents=8, depth=2, heads=4)
-    opt = torch.optim.AdamW(model.trainable_parameters(), lr=config.flamingo_lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.trainable_parameters(), lr=config.flamingo_lr, weight_decay=0.0, fused=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.flamingo_lr, total_steps=config.flamingo_steps, pct_start=0.1)
 
     feats = torch.cat([model.visual_features(X[i:i + 1000, None])[:, 0] for i in range(0, len(X), 1000)])   # (N, S, Dv), once
