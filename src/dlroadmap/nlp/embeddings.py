@@ -81,16 +81,19 @@ def skipgram_pairs(docs: list[np.ndarray], window: int, rng: np.random.Generator
 def cbow_examples(docs: list[np.ndarray], window: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """(context ids (N, 2 * window) padded with `pad`, centre id) for CBOW."""
     # CBOW: the context predicts the centre word (sec. 3.1), @mikolov2013efficient
-    ctx, centre = [], []
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    ctx, centre = [np.empty((0, 2 * window), dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     for d in docs:
-        n = len(d)
+        if len(d) == 0:
+            continue
         padded = np.concatenate([np.full(window, pad), d, np.full(window, pad)])
-        for i in range(n):
-            around = np.concatenate([padded[i: i + window], padded[i + window + 1: i + 2 * window + 1]])
-            if np.any(around != pad):
-                ctx.append(around)
-                centre.append(d[i])
-    return np.array(ctx, dtype=np.int64), np.array(centre, dtype=np.int64)
+        spans = sliding_window_view(padded, 2 * window + 1)                  # (n, 2w + 1): word i at column w
+        around = np.delete(spans, window, axis=1)                             # (n, 2w): the words either side
+        keep = (around != pad).any(1)                                         # a word alone in its document has no context
+        ctx.append(around[keep])
+        centre.append(d[keep])
+    return np.concatenate(ctx).astype(np.int64), np.concatenate(centre).astype(np.int64)
 
 
 class Word2Vec(nn.Module):
@@ -99,8 +102,9 @@ class Word2Vec(nn.Module):
     def __init__(self, vocab_size: int, dim: int, mode: str = "skipgram"):
         super().__init__()
         self.mode = mode
-        self.inp = nn.Embedding(vocab_size + 1, dim, padding_idx=vocab_size)   # last row: CBOW padding
-        self.out = nn.Embedding(vocab_size, dim)
+        # sparse gradients: a batch touches a few hundred rows, so SGD updates those instead of the whole table
+        self.inp = nn.Embedding(vocab_size + 1, dim, padding_idx=vocab_size, sparse=True)   # last row: CBOW padding
+        self.out = nn.Embedding(vocab_size, dim, sparse=True)
         nn.init.uniform_(self.inp.weight, -0.5 / dim, 0.5 / dim)              # word2vec's initialisation
         with torch.no_grad():
             self.inp.weight[vocab_size].zero_()
