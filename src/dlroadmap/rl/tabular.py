@@ -129,8 +129,10 @@ def epsilon_greedy(Q_s: np.ndarray, epsilon: float, rng: np.random.Generator) ->
     everywhere at the start, 'lowest index' would always walk the same way)."""
     if rng.random() < epsilon:
         return int(rng.integers(len(Q_s)))
-    best = np.flatnonzero(Q_s == Q_s.max())
-    return int(best[0] if len(best) == 1 else rng.choice(best))
+    values = Q_s.tolist()                       # a handful of actions: plain Python beats three NumPy calls here
+    top = max(values)
+    best = [a for a, v in enumerate(values) if v == top]
+    return best[0] if len(best) == 1 else int(rng.choice(best))
 
 
 def td_control(env, method: str, episodes: int, *, alpha: float | Callable[[int], float], gamma: float,
