@@ -202,12 +202,22 @@ def tour_order(nodes: list, seconds: dict[str, float]) -> list[int]:
     return [i for i, n in enumerate(nodes) if n.exclusive] + rest
 
 
-def run_parallel(nodes: list, jobs: int, seconds: dict[str, float], args: tuple, done) -> None:
+def _warm_up(track: str) -> None:
+    """A worker's imports, done while the parent prepares the tour (rather than inside the first node's seconds)."""
+    import matplotlib.pyplot  # noqa: F401
+
+    import dlroadmap.runner  # noqa: F401
+    if "mlflow" in track:
+        import mlflow  # noqa: F401
+
+
+def run_parallel(nodes: list, jobs: int, seconds: dict[str, float], args: tuple, done, prepare=None) -> None:
     """Run `nodes` on `jobs` cores: at most `jobs` nodes at once, each worker with its share of the cores.
 
     Ordinary nodes go to one pool of reused workers. A node that starts processes of its own (torchrun
     ranks, a Ray cluster) runs in a fresh process, one such node at a time, taking one of the `jobs` slots:
-    its children mostly wait on start-up and rendezvous, so the other slot keeps the cores busy."""
+    its children mostly wait on start-up and rendezvous, so the other slot keeps the cores busy. `prepare`
+    (the MLflow tables) runs in the parent while the workers start and import: neither waits for the other."""
     import multiprocessing as mp
     import os
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -217,6 +227,10 @@ def run_parallel(nodes: list, jobs: int, seconds: dict[str, float], args: tuple,
     queue = tour_order(nodes, seconds)
     running: dict[Any, tuple[int, Any]] = {}   # future -> (node index, its own executor or None)
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        warming = [pool.submit(_warm_up, args[2]) for _ in range(jobs)]      # args: out, quick, track, seeds
+        if prepare is not None:
+            prepare()
+        wait(warming)
         while queue or running:
             while len(running) < jobs:
                 # one exclusive node at a time: two side by side would double the peak memory
@@ -286,9 +300,9 @@ def tour(
                     bar.update(task, info=node.id)
                 done(i, tour_node(node.id, str(out), quick, track, seed_list))
         else:
-            if "mlflow" in backends:
-                MLflowBackend.prepare(out)  # tables and experiment made once, before the workers write rows
-            run_parallel(nodes, jobs, expected_seconds(out, quick), (str(out), quick, track, seed_list), done)
+            # the MLflow tables and experiment are made once, before the workers write rows
+            prepare = (lambda: MLflowBackend.prepare(out)) if "mlflow" in backends else None
+            run_parallel(nodes, jobs, expected_seconds(out, quick), (str(out), quick, track, seed_list), done, prepare)
     final = [r for r in results if r is not None]
     summary = {
         "version": __version__, "quick": quick, "only": only, "jobs": jobs, "seeds": seed_list, "seconds": time.perf_counter() - t0,
