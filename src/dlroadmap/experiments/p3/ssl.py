@@ -383,7 +383,7 @@ def pretrain(method: str, data: Pixels, config: ContrastiveConfig, tracker: Trac
                             MoCo(encoder, head, config.queue_size, config.moco_momentum, config.moco_temperature))
     lr = config.lr * batch_size / config.batch_size
     loader = TensorLoader(data.X_train, data.y_train, batch_size=batch_size, shuffle=True, seed=config.seed, drop_last=True)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4, fused=True)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(loader), pct_start=0.1)
 
     def step(m, batch) -> tuple[torch.Tensor, None, None]:
@@ -409,7 +409,7 @@ def train_classifier(encoder: nn.Module, data: Pixels, idx: torch.Tensor, config
     seed_everything(config.seed)
     model = nn.Sequential(encoder, nn.Linear(config.dim, len(data.classes)))
     loader = TensorLoader(data.X_train[idx], data.y_train[idx], batch_size=len(idx), shuffle=True, seed=config.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4, fused=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, 1e-3, total_steps=config.finetune_steps)
 
     def step(m, batch):
