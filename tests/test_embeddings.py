@@ -31,6 +31,11 @@ def test_skipgram_pairs_are_within_the_window():
 def test_cbow_examples_and_subsampling():
     ctx, centre = E.cbow_examples([np.array([4, 5, 6])], window=2, pad=9)
     assert centre.tolist() == [4, 5, 6] and ctx[0].tolist() == [9, 9, 5, 6]
+    # a word alone in its document has no context and is skipped; an empty document adds nothing
+    ctx, centre = E.cbow_examples([np.array([7]), np.array([], dtype=np.int64), np.array([4, 5])], window=1, pad=9)
+    assert centre.tolist() == [4, 5] and ctx.tolist() == [[9, 5], [4, 9]] and ctx.dtype == np.int64
+    ctx, centre = E.cbow_examples([np.array([7])], window=2, pad=9)
+    assert ctx.shape == (0, 4) and centre.shape == (0,)
     counts = np.array([1e6, 10.0])
     rng = np.random.default_rng(0)
     doc = np.array([0] * 5000 + [1] * 5000)

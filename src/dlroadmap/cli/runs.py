@@ -202,8 +202,9 @@ def tour_order(nodes: list, seconds: dict[str, float]) -> list[int]:
     return [i for i, n in enumerate(nodes) if n.exclusive] + rest
 
 
-def _warm_up(track: str) -> None:
-    """A worker's imports, done while the parent prepares the tour (rather than inside the first node's seconds)."""
+def _warm_up(out: str, quick: bool, track: str, seeds: list[int] | None) -> None:
+    """A worker's imports, done while the parent prepares the tour (rather than inside the first node's seconds);
+    it takes tour_node's arguments (less the node) so both are submitted with the same `args`."""
     import matplotlib.pyplot  # noqa: F401
 
     import dlroadmap.runner  # noqa: F401
@@ -227,7 +228,7 @@ def run_parallel(nodes: list, jobs: int, seconds: dict[str, float], args: tuple,
     queue = tour_order(nodes, seconds)
     running: dict[Any, tuple[int, Any]] = {}   # future -> (node index, its own executor or None)
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-        warming = [pool.submit(_warm_up, args[2]) for _ in range(jobs)]      # args: out, quick, track, seeds
+        warming = [pool.submit(_warm_up, *args) for _ in range(jobs)]
         if prepare is not None:
             prepare()
         wait(warming)

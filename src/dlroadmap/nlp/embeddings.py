@@ -93,7 +93,7 @@ def cbow_examples(docs: list[np.ndarray], window: int, pad: int) -> tuple[np.nda
         keep = (around != pad).any(1)                                         # a word alone in its document has no context
         ctx.append(around[keep])
         centre.append(d[keep])
-    return np.concatenate(ctx).astype(np.int64), np.concatenate(centre).astype(np.int64)
+    return np.concatenate(ctx).astype(np.int64, copy=False), np.concatenate(centre).astype(np.int64, copy=False)
 
 
 class Word2Vec(nn.Module):
