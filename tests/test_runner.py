@@ -110,6 +110,29 @@ def test_tour_jobs_2_reports_what_a_serial_tour_reports(tmp_path):
     assert sorted(r.info.run_name for r in runs) == sorted(n["node"] for n in b["nodes"])
 
 
+def _thread_pools():
+    import threadpoolctl
+    import torch
+
+    return {i["internal_api"]: i["num_threads"] for i in threadpoolctl.threadpool_info()}, torch.get_num_threads()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every pool has one thread whatever the worker sets")
+def test_a_tour_worker_caps_every_thread_pool_including_numpys(tmp_path):
+    """A worker of `tour --jobs 2` gets one core: NumPy's BLAS pool, started by the imports that bring the
+    initializer in, must be capped too, or two workers oversubscribe the cores."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dlroadmap.cli.runs import _worker_init
+
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(1,)) as pool:
+        pools, torch_threads = pool.submit(_thread_pools).result()
+    assert torch_threads == 1
+    assert pools.get("openblas", pools.get("mkl")) == 1, pools
+    assert all(n == 1 for n in pools.values()), pools
+
+
 def test_tour_starts_exclusive_nodes_then_the_longest_first(tmp_path):
     from types import SimpleNamespace
 

@@ -156,14 +156,19 @@ def tour_node(node_id: str, out: str, quick: bool, track: str, seeds: list[int] 
 
 
 def _worker_init(threads: int) -> None:
-    """Each tour worker gets its share of the cores, set before NumPy or torch start their thread pools."""
+    """Each tour worker gets its share of the cores: the environment for thread pools that start later, and
+    a limit on those already running. NumPy's OpenBLAS is one of them: unpickling this function imported
+    this module and with it NumPy, whose pool read the environment before it was set. Left at one thread per
+    core, two workers ran NumPy-heavy nodes (the scratch engine, the data pipelines) ~2.5x slower than one."""
     import os
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ["DLR_PROGRESS"] = "0"  # workers never draw progress bars; the parent reports each node
     import torch
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(threads)
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
 
