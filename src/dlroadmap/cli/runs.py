@@ -263,7 +263,7 @@ def tour(
     quick: bool = typer.Option(False, "--quick", "-q", help="every node's quick preset (embedded data; minutes for the whole roadmap)"),
     full: bool = typer.Option(False, "--full", help="every node's full preset (full datasets through DLR_DATA_DIR; the default when --quick is absent)"),
     only: Optional[str] = typer.Option(None, "--only", help="only nodes whose id starts with this prefix, e.g. p2 or p2.fnn"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64, show_default="one per core, at most 4 and one per 2 GB of memory", help="run nodes in N worker processes, each with its share of the cores; the same nodes and checks as a serial tour (fewer threads per process can change float results in the last digits); 1 runs them one after another in this process"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=64, show_default="one per core, at most 4 and one per 2 GB of memory", help="run nodes in N worker processes, each with its share of the cores; the same nodes, checks and summary as a serial tour; a kernel's sums split differently over fewer threads, and training can grow that last-digit difference (the quick GAN's FLD: 82 with 2 workers, 88 serially), while each --jobs value gives the same numbers run after run; 1 runs the nodes one after another in this process"),
     seeds: Optional[str] = typer.Option(None, "--seeds", help="run every node at each seed, e.g. 0,1,2; a node passes only when every seed does"),
     track: str = TrackOpt,
     out: Optional[Path] = OutOpt,
