@@ -118,7 +118,7 @@ def _thread_pools():
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: every pool has one thread whatever the worker sets")
-def test_a_tour_worker_caps_every_thread_pool_including_numpys(tmp_path):
+def test_a_tour_worker_caps_every_thread_pool_including_numpys():
     """A worker of `tour --jobs 2` gets one core: NumPy's BLAS pool, started by the imports that bring the
     initializer in, must be capped too, or two workers oversubscribe the cores."""
     import multiprocessing as mp

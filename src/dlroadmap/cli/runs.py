@@ -159,7 +159,7 @@ def _worker_init(threads: int) -> None:
     """Each tour worker gets its share of the cores: the environment for thread pools that start later, and
     a limit on those already running. NumPy's OpenBLAS is one of them: unpickling this function imported
     this module and with it NumPy, whose pool read the environment before it was set. Left at one thread per
-    core, two workers ran NumPy-heavy nodes (the scratch engine, the data pipelines) ~2.5x slower than one."""
+    core, two workers ran NumPy-heavy nodes (the scratch engine, the data pipelines) ~2.5x slower than a serial tour."""
     import os
 
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
