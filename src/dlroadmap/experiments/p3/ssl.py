@@ -90,7 +90,7 @@ def fit_autoencoder(model: Autoencoder, X: torch.Tensor, *, epochs: int, lr: flo
         return F.mse_loss(m(gaussian_noise(x, std=noise_std) if noise_std > 0 else x), x), None, None
 
     loader = TensorLoader(X, batch_size=batch_size, shuffle=True, seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True)    # one kernel per step: a third of unfused Adam's time here
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs * len(loader))
     trainer = Trainer(model, opt, step=step, max_epochs=epochs, scheduler=scheduler, scheduler_interval="step", device=device,
                       precision=precision, seed=seed, tracker=tracker, log_prefix=prefix, description=prefix)
