@@ -59,6 +59,37 @@ def test_errors_are_one_line(tmp_path):
     assert "p2.fnn.backprop" in TRAINS_A_MODEL
 
 
+def test_evaluate_refuses_a_split_of_another_shape_in_one_line(cli, tmp_path):
+    """digits (64 features) scored by a model that takes 28x28 images: a UserError naming both shapes, not
+    ONNX Runtime's INVALID_ARGUMENT traceback; the matching split is scored."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    # A stand-in export: (N, 28, 28) -> (N, 10) probabilities (uniform), with the model card evaluate reads.
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 28, 28])
+    y = helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])
+    flat = helper.make_node("Flatten", ["input"], ["flat"], axis=1)
+    first = helper.make_node("Slice", ["flat", "zero", "ten", "one"], ["ten_px"])
+    probs = helper.make_node("Softmax", ["ten_px"], ["probabilities"], axis=1)
+    consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in (("zero", 0), ("ten", 10), ("one", 1))]
+    graph = helper.make_graph([flat, first, probs], "stand_in", [x], [y], initializer=consts)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model_dir / "model.onnx")
+    (model_dir / "model_card.json").write_text(json.dumps({"name": "stand-in", "files": {"onnx": {"file": "model.onnx"}}}))
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "digits.npz", X=rng.random((5, 64), dtype=np.float32), y=np.zeros(5, dtype=np.int64))
+    np.savez(tmp_path / "mnist.npz", X=rng.random((5, 28, 28), dtype=np.float32), y=np.zeros(5, dtype=np.int64))
+
+    code, out, err = cli("dvc", "evaluate", str(model_dir), "--data", str(tmp_path / "digits.npz"), "--out", str(tmp_path / "eval"))
+    assert code == 2 and "shape (64,)" in out + err and "takes (28, 28)" in out + err and "Traceback" not in out + err
+    assert not (tmp_path / "eval").exists()                                   # nothing half-written
+    metrics = evaluate(model_dir, tmp_path / "mnist.npz", None, tmp_path / "eval")
+    assert metrics["test_images"] == 5 and (tmp_path / "eval" / "metrics.json").is_file()
+
+
 def test_prepare_writes_the_test_split_every_node_makes(tmp_path):
     from dlroadmap.data.prepare import classification_splits
 

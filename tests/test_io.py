@@ -40,6 +40,24 @@ def test_a_failure_leaves_the_old_folder_and_no_temporary_one(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_a_path_of_the_wrong_kind_is_one_user_error_and_touches_nothing(tmp_path):
+    """A folder given where a file goes (or a file where a folder goes, or a file in the middle of the path):
+    one line naming it, raised before the block runs, and what was there is left as it was."""
+    from dlroadmap.errors import UserError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "folder").mkdir()
+    cases = [(atomic_dir, tmp_path / "notes.txt", "is a file"), (atomic_path, tmp_path / "folder", "is a folder"),
+             (atomic_path, tmp_path / "notes.txt" / "x.npz", "a file stands where a folder"),
+             (atomic_dir, tmp_path / "notes.txt" / "sub", "a file stands where a folder")]
+    for writer, target, message in cases:
+        with pytest.raises(UserError, match=message):
+            with writer(target):
+                raise AssertionError("the block must not run")
+    assert (tmp_path / "notes.txt").read_text() == "mine" and list((tmp_path / "folder").iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
 def test_the_old_folder_survives_when_the_new_one_cannot_be_renamed_in(tmp_path, monkeypatch):
     import dlroadmap.io as io
 

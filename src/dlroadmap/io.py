@@ -23,6 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from dlroadmap.errors import UserError
+
 
 # File types that hold Python pickles (torch.save, joblib): loading one can run arbitrary code, so nothing here reads
 # them. Kept here, free of torch, because the model server checks folders with it and may run without torch.
@@ -47,11 +49,25 @@ def plain_mode(path: Path, folder: bool = False) -> int:
     return (0o777 if folder else 0o666) & ~UMASK
 
 
+def _writable(path: str | os.PathLike, *, folder: bool) -> Path:
+    """`path` as a Path whose parent folder exists, or one UserError line when the path names the wrong kind of
+    thing (a folder where a file goes, or the reverse): checked before any work is written."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, but a folder is written there: give a folder path (or remove the file)")
+    if not folder and path.is_dir():
+        raise UserError(f"{path} is a folder, but a file is written there: give a file path such as {path / 'out'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write {path}: a file stands where a folder on its path should be") from None
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _writable(path, folder=False)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
@@ -72,8 +88,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; when the block succeeds it becomes `path` (a folder
     already there is replaced), when the block raises it is deleted and `path` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = _writable(path, folder=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     old = None
     try:
@@ -151,8 +166,6 @@ def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 def check_writable_dir(path: str | os.PathLike) -> Path:
     """Create `path` if needed and prove we can write there; raise UserError otherwise."""
-    from dlroadmap.errors import UserError
-
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -172,8 +185,6 @@ def user_cache_dir() -> Path:
 def checkout_root(needs: str) -> Path:
     """The repository checkout this package runs from (src layout: <root>/src/dlroadmap), for the nodes that read
     files which live beside the package rather than in it (hubconf.py, Dockerfile). `needs` names that file."""
-    from dlroadmap.errors import UserError
-
     root = Path(__file__).resolve().parents[2]
     if not (root / needs).is_file():
         raise UserError(f"no {needs} in {root}: it lives in a checkout of the repository; run this from one "

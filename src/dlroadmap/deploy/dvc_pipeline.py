@@ -115,7 +115,6 @@ def prepare(dataset: str, seed: int, out: str | os.PathLike) -> Path:
 
     _, _, test = classification_splits(dataset, seed)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, suffix=".npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, X=test.X.astype(np.float32), y=test.y.astype(np.int64), classes=np.array(test.classes))
     return out
@@ -139,7 +138,13 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, run_dir: str
     except (OSError, ValueError, KeyError):
         raise UserError(f"cannot read the test split {data}: write it with `dlr dvc prepare` (`dvc repro prepare`)") from None
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    probs = session.run(None, {session.get_inputs()[0].name: X})[0]          # raw pixels in: the exported model normalises
+    takes = session.get_inputs()[0]
+    wanted = [d if isinstance(d, int) and d > 0 else None for d in takes.shape[1:]]   # None: a free (named) axis
+    if X.ndim != len(takes.shape) or any(w is not None and w != n for w, n in zip(wanted, X.shape[1:])):
+        shown = tuple("?" if w is None else w for w in wanted)
+        raise UserError(f"{data} holds inputs of shape {tuple(X.shape[1:])} but {model_dir} ({card.get('name', 'the model')}) "
+                        f"takes {shown}: prepare the test split of the dataset it was trained on (`dlr dvc prepare DATASET`)")
+    probs = session.run(None, {takes.name: X})[0]          # raw pixels in: the exported model normalises
     metrics = {"onnx_test_accuracy": float((probs.argmax(1) == y).mean()), "test_images": float(len(y))}
     history: list[dict] = []
     if run_dir is not None:
