@@ -120,3 +120,27 @@ def test_a_channels_last_run_resumes_bit_identically(monkeypatch, tmp_path):
     assert resumed.memory_format == torch.channels_last and resumed.global_step == ref.global_step == 12
     for a, b in zip(ref.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_fit_classifier_hands_back_a_model_that_a_copy_reproduces_exactly(monkeypatch, tmp_path):
+    """Trained in channels-last (the layout measured faster on some machines), the model comes back in the
+    default layout: a copy rebuilt from its state_dict (what a bundle or torch.hub loads) gives bit-identical
+    logits. Left in NHWC, the two differ by ~1e-6 (tools.hub.pytorch_hub declares a difference of exactly 0)."""
+    from types import SimpleNamespace
+
+    from dlroadmap.train.fit import fit_classifier
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("DLR_MEMORY_FORMAT", "channels_last")
+    g = torch.Generator().manual_seed(3)
+    X, y = torch.randn(96, 1, 12, 12, generator=g), torch.randint(0, 10, (96,), generator=g)
+    data = SimpleNamespace(X_train=X[:64], y_train=y[:64], X_val=X[64:80], y_val=y[64:80], X_test=X[80:], y_test=y[80:])
+    model = convnet()
+    fitted = fit_classifier(model, data, torch.optim.Adam(model.parameters(), 1e-2), epochs=2,
+                            config=SimpleNamespace(device="cpu", precision="fp32", seed=0), batch_size=16)
+    assert fitted.trainer.memory_format == torch.channels_last        # it did train in NHWC
+    copy = convnet()
+    copy.load_state_dict(model.state_dict())
+    model.eval(), copy.eval()
+    with torch.no_grad():
+        assert torch.equal(model(X), copy(X))

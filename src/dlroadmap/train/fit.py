@@ -38,7 +38,8 @@ def fit_classifier(model: nn.Module, data: Any, optimizer: torch.optim.Optimizer
     """Train `model` on `data` (a `dlroadmap.data.Tensors`) for `epochs`, validate each epoch, score the test split.
 
     `config` supplies device, precision and seed (every ExperimentConfig has them). Extra keyword
-    arguments go to the Trainer (grad_clip, step, callbacks, description, ...).
+    arguments go to the Trainer (grad_clip, step, callbacks, description, ...). The model comes back in
+    the default (NCHW) layout even where the Trainer measured channels-last faster and trained in it.
     """
     train = TensorLoader(data.X_train, data.y_train, batch_size=batch_size, shuffle=True, seed=config.seed)
     scheduler = schedule(optimizer, epochs * len(train)) if schedule is not None else None
@@ -48,6 +49,9 @@ def fit_classifier(model: nn.Module, data: Any, optimizer: torch.optim.Optimizer
                       log_prefix=prefix, **trainer_kwargs)
     history = trainer.fit(train, TensorLoader(data.X_val, data.y_val, batch_size=eval_batch_size))
     out, y, loss = trainer.predict(TensorLoader(data.X_test, data.y_test, batch_size=eval_batch_size))
+    # The same weights in either layout, but a convolution sums in another order in each: a copy rebuilt from
+    # the saved weights (a bundle, torch.hub, an export) must compute exactly what this model computes.
+    model.to(memory_format=torch.contiguous_format)
     return Fitted(trainer, history, accuracy(out, y), loss, out, y)
 
 
