@@ -178,9 +178,7 @@ def digit_judge(dataset: str, cache: str | Path, *, seed: int = 0, epochs: int =
                             description=f"judge LeNet-5 on {dataset}")
     save_trained(path, net, data, name=f"judge-lenet5-{dataset}", family=family, kwargs=kwargs,
                  source={"purpose": "judge of generated digits (FLD, classifier score)", "test_accuracy": fitted.test_accuracy})
-    # The Trainer may have trained it channels-last (where that measured faster); a judge read back from its bundle is
-    # NCHW, and the two layouts round differently: the judge that trained must be the one later runs load.
-    net = net.to(memory_format=torch.contiguous_format)
+    # fit_classifier hands it back NCHW, as a judge read back from its bundle is: the judge that trained is the one later runs load.
     return DigitJudge(LeNetFeatures(net.eval(), data.mean, data.std), fitted.test_accuracy)
 
 
