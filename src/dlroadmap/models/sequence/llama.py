@@ -15,8 +15,8 @@ the whole prefix (O(T^2) work for T tokens). `KVCache` keeps them: each step com
 token's q, k, v and attends to the stored keys.
 
 The weights come from a GGUF file (llama.cpp's format: quantised blocks plus metadata), read and
-de-quantised here with the `gguf` package's reader; `tests/test_llama.py` checks logits and greedy tokens
-against Hugging Face transformers' own loading of the same file.
+de-quantised by our own reader (gguf.py, checked bit for bit against the `gguf` package's); `tests/test_llama.py`
+checks logits and greedy tokens against Hugging Face transformers' own loading of the same file.
 """
 
 from __future__ import annotations
@@ -222,42 +222,40 @@ def unpermute_rope(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, rows // n_heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def config_from_gguf(fields: dict) -> LlamaConfig:
-    def get(key):
-        return fields[key].contents()
-
-    return LlamaConfig(vocab_size=len(fields["tokenizer.ggml.tokens"].data), dim=int(get("llama.embedding_length")),
-                       n_layers=int(get("llama.block_count")), n_heads=int(get("llama.attention.head_count")),
-                       n_kv_heads=int(get("llama.attention.head_count_kv")), hidden=int(get("llama.feed_forward_length")),
-                       rope_theta=float(get("llama.rope.freq_base")), eps=float(get("llama.attention.layer_norm_rms_epsilon")),
-                       max_seq=int(get("llama.context_length")))
+def config_from_gguf(meta: dict) -> LlamaConfig:
+    """The architecture from a GGUF file's metadata (`llama.*` keys; the vocabulary is the tokenizer's)."""
+    return LlamaConfig(vocab_size=len(meta["tokenizer.ggml.tokens"]), dim=int(meta["llama.embedding_length"]),
+                       n_layers=int(meta["llama.block_count"]), n_heads=int(meta["llama.attention.head_count"]),
+                       n_kv_heads=int(meta["llama.attention.head_count_kv"]), hidden=int(meta["llama.feed_forward_length"]),
+                       rope_theta=float(meta["llama.rope.freq_base"]), eps=float(meta["llama.attention.layer_norm_rms_epsilon"]),
+                       max_seq=int(meta["llama.context_length"]))
 
 
 def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> Llama:
-    """Read a Llama-architecture GGUF file: metadata -> config, each tensor de-quantised (Q4_1, Q8_0, F32, ...)."""
-    import gguf
+    """Read a Llama-architecture GGUF file (gguf.py): metadata -> config, each tensor de-quantised (Q4_1, Q8_0, F32, ...)."""
+    from dlroadmap.models.sequence.gguf import GGUFFile
 
-    reader = gguf.GGUFReader(str(path))
-    arch = reader.fields["general.architecture"].contents()
-    if arch != "llama":
-        raise ValueError(f"{path}: a {arch!r} GGUF file; only the llama architecture is supported")
-    cfg = config_from_gguf(reader.fields)
-    state = {}
-    for t in reader.tensors:
-        w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)          # (out, in) as PyTorch stores it
-        name = t.name.removesuffix(".weight")
-        if name == "token_embd":
-            key = "embed_tokens"
-        elif name == "output_norm":
-            key = "norm"
-        elif name == "output":
-            key = "lm_head"
-        else:
-            _, layer, part = name.split(".")
-            key = f"layers.{layer}.{GGUF_NAMES[part]}"
-            if part in ("attn_q", "attn_k"):
-                w = unpermute_rope(w, cfg.n_heads if part == "attn_q" else cfg.n_kv_heads)
-        state[key + ".weight"] = torch.from_numpy(np.ascontiguousarray(w))
+    with GGUFFile(path) as f:
+        arch = f.metadata.get("general.architecture")
+        if arch != "llama":
+            raise ValueError(f"{path}: a {arch!r} GGUF file; only the llama architecture is supported")
+        cfg = config_from_gguf(f.metadata)
+        state = {}
+        for name in f.tensors:
+            w = f.array(name)                                                     # (out, in) as PyTorch stores it
+            stem = name.removesuffix(".weight")
+            if stem == "token_embd":
+                key = "embed_tokens"
+            elif stem == "output_norm":
+                key = "norm"
+            elif stem == "output":
+                key = "lm_head"
+            else:
+                _, layer, part = stem.split(".")
+                key = f"layers.{layer}.{GGUF_NAMES[part]}"
+                if part in ("attn_q", "attn_k"):
+                    w = unpermute_rope(w, cfg.n_heads if part == "attn_q" else cfg.n_kv_heads)
+            state[key + ".weight"] = torch.from_numpy(np.ascontiguousarray(w))
     state.setdefault("lm_head.weight", state["embed_tokens.weight"])
     with torch.device("meta"):
         model = Llama(cfg)
