@@ -6,7 +6,7 @@ weight decay 0.1, grad clip 1.0, no dropout), trained with a plain fp32 PyTorch 
 Ours: the same model (models/sequence/gpt.py) through the Trainer, with a recipe for time to target:
 peak learning rate 6e-3 (beta2 0.95, what a high rate needs), 100 warm-up steps and a linear decay
 to 0 over 1,400 iterations, bf16 autocast where bf16 matmuls measure faster than fp32 (attention
-itself stays fp32 on CPUs without AMX), torch's faster non-deterministic kernels allowed.
+itself stays fp32: slower in bf16 on every CPU measured, with AMX or without), torch's faster non-deterministic kernels allowed.
 The recipe was chosen at seed 0 (lr 2e-3 to 8e-3, cosine or linear decay, 1,000 to 1,800 iterations,
 batch 8 or 12: the shortest that reached 1.88 with a margin); the benchmark reports other seeds (default 1 and 2).
 (lr 8e-3 over 1,200 iterations reached 1.868 at seed 0 but 1.896 at seed 1: too short a margin.)

@@ -77,3 +77,19 @@ def test_char_tokenizer_and_window_loader():
     x, y = batches[0]
     assert x.shape == (4, 8) and torch.equal(y, x + 1)  # targets are the inputs shifted by one
     assert [b[0].tolist() for b in ld.iter_from(3)] == [b[0].tolist() for b in batches[3:]]
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_attention_stays_fp32_under_cpu_bf16_autocast(monkeypatch, amx):
+    """bf16 attention is the slower kernel on the CPUs measured, with AMX too (gpt.py): under autocast the
+    projections run in bf16 while attention's output, which c_proj receives, is fp32."""
+    import dlroadmap.models.sequence.gpt as G
+
+    monkeypatch.setattr(G, "AMX", amx)
+    m = small()
+    seen = []
+    m.h[0].attn.c_proj.register_forward_pre_hook(lambda mod, args: seen.append(args[0].dtype))
+    m.h[0].attn.c_attn.register_forward_hook(lambda mod, args, out: seen.append(out.dtype))
+    with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+        m(torch.randint(0, 11, (2, 10)))
+    assert seen == [torch.bfloat16, torch.float32]
