@@ -107,23 +107,24 @@ def linear_decay(warmup: int, total: int):
     return lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
 
 
-def ours(train_ids, val_ids, vocab: int, seed: int, iters: int, lr: float, precision: str) -> dict:
+def ours(train_ids, val_ids, vocab: int, seed: int, iters: int, lr: float, precision: str, batch: int = BATCH) -> dict:
     seed_everything(seed, deterministic=False)
     model = GPT(GPTConfig(vocab_size=vocab))
     opt = model.configure_optimizer(lr, weight_decay=0.1, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(100, iters))
     clock = Clock(val_ids, precision)
+    every = max(1, round(EVERY * BATCH / batch))      # a check every 100 x 12 x 64 training tokens, whatever the batch
 
     class Probe(Callback):
         def on_train_batch_end(self, trainer):
-            if trainer.global_step % EVERY == 0 and clock.probe(trainer.model, trainer.global_step):
+            if trainer.global_step % every == 0 and clock.probe(trainer.model, trainer.global_step):
                 trainer.should_stop = True
 
     trainer = Trainer(model, opt, max_epochs=1, scheduler=sched, scheduler_interval="step", grad_clip=1.0, precision=precision,
                       device="cpu", step=lambda m, b: (m(b[0], b[1])[1], None, None), deterministic=False, callbacks=[Probe()])
     clock.t0 = time.perf_counter()
-    trainer.fit(WindowLoader(train_ids, BLOCK, BATCH, iters, seed=seed))
-    return {"recipe": f"{iters} iters, lr {lr:g} linear decay to 0, beta2 0.95, {precision}", **clock.summary()}
+    trainer.fit(WindowLoader(train_ids, BLOCK, batch, iters, seed=seed))
+    return {"recipe": f"batch {batch}, {iters} iters, lr {lr:g} linear decay to 0, beta2 0.95, {precision}", "batch": batch, **clock.summary()}
 
 
 def flops_per_token(vocab: int) -> float:
@@ -142,6 +143,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2", help="comma-separated seeds (0 chose the recipe)")
     ap.add_argument("--ours-iters", type=int, default=1400)
     ap.add_argument("--ours-lr", type=float, default=6e-3)
+    ap.add_argument("--ours-batch", type=int, default=BATCH, help="windows a step for ours (the peer keeps nanoGPT's 12)")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="auto: bf16 when this CPU's bf16 GEMM measures >= 1.3x its fp32 GEMM")
     args = ap.parse_args()
@@ -159,12 +161,12 @@ def main() -> None:
     fpt = flops_per_token(tok.vocab_size)
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        o = ours(train_ids, val_ids, tok.vocab_size, seed, args.ours_iters, args.ours_lr, precision)
+        o = ours(train_ids, val_ids, tok.vocab_size, seed, args.ours_iters, args.ours_lr, precision, args.ours_batch)
         print(f"seed {seed} ours: {o['last_val_loss']:.4f} after {o['iters_run']} iters, time to {TARGET}: {o['time_to_target_s']:.1f} s", flush=True)
         p = peer(train_ids, val_ids, tok.vocab_size, seed)
         print(f"seed {seed} peer: {p['last_val_loss']:.4f} after {p['iters_run']} iters, time to {TARGET}: {p['time_to_target_s']:.1f} s", flush=True)
-        for r, prec in ((o, precision), (p, "fp32")):
-            tokens_per_s = r["iters_run"] * BATCH * BLOCK / r["train_seconds"]
+        for r, prec, batch in ((o, precision, args.ours_batch), (p, "fp32", BATCH)):
+            tokens_per_s = r["iters_run"] * batch * BLOCK / r["train_seconds"]
             r.update(tokens_per_s=round(tokens_per_s), gemm_peak_share=round(tokens_per_s * fpt / 1e9 / peaks[prec], 3))
         runs.append({"seed": seed, "ours": o, "peer": p, "time_ratio_ours_over_peer": round(o["time_to_target_s"] / p["time_to_target_s"], 3),
                      "ours_reached": o["reached"]})
