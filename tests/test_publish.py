@@ -32,6 +32,11 @@ def test_the_post_parses_and_says_how_to_reproduce(run_dir, tmp_path):
     assert "dlr run p1.prob.gaussian --quick --seed 3 --set trials=60" in body      # the override, not just the preset
     assert sorted(p.name for p in (folder / "figures").iterdir()) == ["gaussian.png"]
     assert "Box & Muller 1958" in body and "scikit-learn" in body
+    # the CPU line names the bf16 units the run had: the capability string alone says AVX512 with AMX or without
+    import torch
+
+    cpu = next(line for line in body.splitlines() if line.startswith("| CPU |"))
+    assert ("AMX" in cpu) == torch.cpu._is_amx_tile_supported() and ("AVX512-BF16" in cpu) == torch.cpu._is_avx512_bf16_supported()
 
 
 @pytest.mark.skipif(P.browser() is None, reason="no Chromium on PATH")

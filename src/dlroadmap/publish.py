@@ -136,12 +136,13 @@ def to_markdown(f: dict[str, Any]) -> str:
         out += [f"- {p['cite']}" + (f" ({p['note']})" if p["note"] else "") + (f" <{p['url']}>" if p["url"] else "") for p in f["papers"]]
         out += [f"- <{d}>" for d in f["docs"] if d.startswith("http")]
     env = f["environment"]
+    units = "".join(f", {name}" for name, key in (("AMX", "amx"), ("AVX512-BF16", "avx512_bf16")) if env.get(key))   # older runs lack them
     commit = (f["commit"] or "(not run from a git checkout)") + (" (with uncommitted changes)" if f["dirty"] else "")
     out += ["", "## Reproduce it", "", "```bash", f"git checkout {f['commit'] or 'COMMIT'}", "make install",
             f"{f['command']} --track none", "```", "",
             "| | |", "| --- | --- |", f"| commit | `{commit}` |", f"| command | `{f['command']}` |",
             f"| seeds | {', '.join(map(str, f['seeds']))} |", f"| wall time | {f['seconds']:.1f} s |",
-            f"| CPU | {env.get('cpu', '?')} ({env.get('cpu_capability', '?')}), {env.get('cores', '?')} cores, {env.get('torch_threads', '?')} torch threads |",
+            f"| CPU | {env.get('cpu', '?')} ({env.get('cpu_capability', '?')}{units}), {env.get('cores', '?')} cores, {env.get('torch_threads', '?')} torch threads |",
             f"| CUDA | {env.get('cuda', '?')} |", f"| Python | {env.get('python', '?')} |",
             "| packages | " + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items()) + " |", f"| finished | {f['finished']} |",
             "", "## Configuration", "", "```json", json.dumps(f["config"], indent=1), "```", ""]
