@@ -144,6 +144,8 @@ def test_unknown_model_and_path_escape(server, digits):
 def test_metrics_count_requests_latency_and_batches(server, digits):
     x, _ = digits
     v1(server, {"instances": x[:2].tolist()})
+    # its own unknown-model request: under xdist the test that sends others may run on the other worker's server
+    assert httpx.post(f"{server}/v1/models/nope:predict", json={"instances": x[:1].tolist()}).status_code == 404
     text = httpx.get(f"{server}/metrics").text
     assert f'dlr_requests_total{{code="200",model="{NAME}",route="v1_predict"}}' in text
     assert "dlr_request_latency_seconds_bucket" in text and "dlr_batch_size_bucket" in text
