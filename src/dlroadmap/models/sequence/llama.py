@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlroadmap.models.sequence.gguf import GGUFFile
+
 
 @dataclass
 class LlamaConfig:
@@ -233,8 +235,6 @@ def config_from_gguf(meta: dict) -> LlamaConfig:
 
 def load_gguf(path: str | Path, dtype: torch.dtype = torch.float32) -> Llama:
     """Read a Llama-architecture GGUF file (gguf.py): metadata -> config, each tensor de-quantised (Q4_1, Q8_0, F32, ...)."""
-    from dlroadmap.models.sequence.gguf import GGUFFile
-
     with GGUFFile(path) as f:
         arch = f.metadata.get("general.architecture")
         if arch != "llama":
