@@ -96,20 +96,25 @@ bench: $(STAMP)
 # The serving image, built with podman where no registry can be reached: a debootstrapped Debian
 # base stands in for python:3.11-slim-bookworm and pip installs only from a wheelhouse downloaded
 # here (the CPU torch among it). With Docker and a network, `docker build .` needs neither.
+# Pruning removes layers a failed earlier build left behind (they can fill the disk). It is housekeeping only: prune
+# refuses while another run's container still uses a dangling image (podman's storage is per user, not per clone),
+# and that must not fail the build.
+PRUNE = podman image prune -f >/dev/null || echo "image: podman image prune skipped (an image is still used by another container); the build goes on"
+
 image: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
 image: $(STAMP)
 	bash docker/base-image.sh $(BASE_IMAGE)
 	$(PY) -m pip download --quiet --disable-pip-version-check -c constraints.txt -d docker/wheelhouse -r docker/requirements-serve.txt setuptools wheel
-	podman image prune -f >/dev/null  # layers a failed earlier build left behind (they can fill the disk)
+	$(PRUNE)
 	podman build --format docker --quiet --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_EXTRA=--no-index -t $(IMAGE) .
-	podman image prune -f >/dev/null
+	$(PRUNE)
 
 # The slim image (ONNX Runtime only, no torch or MLflow): the same base, its own requirements, docker/Dockerfile.slim.
 image-slim: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
 image-slim: image
 	$(PY) -m pip download --quiet --disable-pip-version-check -c constraints.txt -d docker/wheelhouse -r docker/requirements-serve-slim.txt setuptools wheel
 	podman build --format docker --quiet -f docker/Dockerfile.slim --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_EXTRA=--no-index -t $(SLIM_IMAGE) .
-	podman image prune -f >/dev/null
+	$(PRUNE)
 
 container-test: export CONTAINERS_CONF ?= $(abspath docker/containers.conf)
 container-test: image image-slim
