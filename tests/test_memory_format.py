@@ -71,6 +71,19 @@ def test_auto_measures_once_caches_and_leaves_model_and_rng_alone(monkeypatch, t
                        torch.device("cpu"), "fp32") == torch.contiguous_format and len(calls) == 1
 
 
+def test_the_cache_key_tells_a_host_with_amx_from_one_without(monkeypatch):
+    # The same VM reports the same CPU name and "AVX512" on hosts with and without AMX: a decision measured on one
+    # must not be reused on the other.
+    from dlroadmap import environment
+
+    batch = (torch.randn(4, 1, 12, 12),)
+    keys = set()
+    for amx, avx512_bf16 in ((False, False), (True, True), (False, True)):
+        monkeypatch.setattr(environment, "bf16_units", lambda a=amx, b=avx512_bf16: {"amx": a, "avx512_bf16": b})
+        keys.add(layout.cache_key(convnet(), batch, torch.device("cpu"), "fp32"))
+    assert len(keys) == 3, keys
+
+
 def test_a_bad_memory_format_setting_is_one_clear_error(monkeypatch):
     from dlroadmap.errors import UserError
 

@@ -52,14 +52,17 @@ def cache_file() -> Path:
 
 
 def cache_key(model: nn.Module, batch: Sequence[torch.Tensor], device: torch.device, precision: str) -> str:
-    """What the decision depends on: machine, torch, device, precision, the model's layers and the batch's shape."""
-    from dlroadmap.environment import cpu_model
+    """What the decision depends on: machine, torch, device, precision, the model's layers and the batch's shape.
+    The machine is its CPU's name, torch's kernel level and the bf16 units (AMX, AVX512-BF16): a VM keeps its CPU
+    name and "AVX512" when it moves to a host with AMX, where the layouts compare differently."""
+    from dlroadmap.environment import bf16_units, cpu_model
 
     layers = [(name, type(m).__name__, tuple(getattr(m, "weight").shape) if getattr(m, "weight", None) is not None else ())
               for name, m in model.named_modules()]
     digest = hashlib.sha1(repr(layers).encode()).hexdigest()[:12]
     shapes = [tuple(t.shape) for t in batch if isinstance(t, torch.Tensor)]
-    return f"{cpu_model()}|{torch.backends.cpu.get_cpu_capability()}|torch {torch.__version__}|{device}|{precision}|{type(model).__name__}:{digest}|{shapes}"
+    units = "".join(f"+{name}" for name, present in bf16_units().items() if present)
+    return f"{cpu_model()}|{torch.backends.cpu.get_cpu_capability()}{units}|torch {torch.__version__}|{device}|{precision}|{type(model).__name__}:{digest}|{shapes}"
 
 
 def to_format(batch: Sequence[torch.Tensor], fmt: torch.memory_format) -> tuple[torch.Tensor, ...]:
