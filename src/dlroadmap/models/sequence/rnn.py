@@ -132,19 +132,20 @@ class LSTMThroughTime(torch.autograd.Function):
         d_gates.mul_(acts).addcmul_(d_gates, acts, value=-1)
         dc_from_h = torch.addcmul(o, hs[1:], tcs, value=-1)  # dh_t -> dc_t: o (1 - tanh^2 c_t) = o - h_t tanh c_t
         # Then the recurrence, in reverse: only dh and dc travel from step to step.
-        dh, dc = torch.zeros_like(d_out[0]), d_cT            # gradients arriving from step t+1
         d_out_, dch_, f_, dg_ = d_out.unbind(0), dc_from_h.unbind(0), f.unbind(0), d_gates.unbind(0)
+        dh, dc = d_out_[T - 1], d_cT                         # h_T feeds only the output, c_T only what returned it
         for t in reversed(range(T)):
-            dh = d_out_[t] + dh                              # h_t feeds the output and step t+1
             dc = torch.addcmul(dc, dh, dch_[t])              # c_t feeds h_t and c_{t+1}
             dg_[t].view(N, 4, H).mul_(torch.stack([dc, dc, dc, dh], dim=1))   # (N, 4H): dL/d(pre-activation gates)
             dc = dc * f_[t]                                  # dc_{t-1}: the carousel passes f along
-            dh = dg_[t] @ weight_hh                          # dh_{t-1} through W_hh
-        # Every step used the same weights: their gradients are sums over steps, one matmul each.
+            # dh_{t-1}: h_{t-1} feeds the output at t-1 and, through W_hh, step t (one fused call: d_out + dg W_hh)
+            dh = torch.addmm(d_out_[t - 1], dg_[t], weight_hh) if t else dg_[t] @ weight_hh
+        # Every step used the same weights: their gradients are sums over steps, one matmul each
+        # (computed as (input^T dL/dgates)^T: the same sum, and the faster operand order for oneDNN here).
         flat = d_gates.view(T * N, 4 * H)
         d_x = (flat @ weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
-        d_w_ih = flat.T @ x.reshape(T * N, -1)
-        d_w_hh = flat.T @ hs[:-1].reshape(T * N, H)
+        d_w_ih = (x.reshape(T * N, -1).T @ flat).T
+        d_w_hh = (hs[:-1].reshape(T * N, H).T @ flat).T
         return d_x, dh, dc, d_w_ih, d_w_hh, flat.sum(0)
 
 
