@@ -132,13 +132,27 @@ class GPT(nn.Module):
         loss = None if targets is None else F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
         return logits, loss
 
-    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.99)) -> torch.optim.AdamW:
-        """AdamW; weight decay on matrices only (not biases, LayerNorm gains or, here, embeddings' duplicates)."""
+    def configure_optimizer(self, lr: float, weight_decay: float = 0.1, betas=(0.9, 0.99), muon_lr: float | None = None,
+                            muon_dtype: str = "bfloat16") -> torch.optim.Optimizer:
+        """AdamW; weight decay on matrices only (not biases, LayerNorm gains or, here, embeddings' duplicates).
+
+        With `muon_lr`, the blocks' matrices are trained by Muon at that rate instead (train/muon.py;
+        its Newton-Schulz iteration in `muon_dtype`) and everything else by AdamW at `lr`, in one optimizer.
+        """
         params = {n: p for n, p in self.named_parameters() if p.requires_grad}
         decay = [p for p in params.values() if p.dim() >= 2]
         no_decay = [p for p in params.values() if p.dim() < 2]
-        return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                 lr=lr, betas=betas)
+        if muon_lr is None:
+            return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                     lr=lr, betas=betas)
+        from dlroadmap.train.muon import Muon
+
+        hidden = [p for n, p in params.items() if p.dim() == 2 and n.startswith("h.")]   # attention and MLP matrices
+        embeddings = [p for p in decay if all(p is not q for q in hidden)]              # token (= output) and position
+        return Muon([{"params": hidden},
+                     {"params": embeddings, "adam": True, "lr": lr, "weight_decay": weight_decay},
+                     {"params": no_decay, "adam": True, "lr": lr, "weight_decay": 0.0}],
+                    lr=muon_lr, betas=betas, ns_dtype=muon_dtype)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
