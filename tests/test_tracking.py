@@ -58,6 +58,35 @@ def test_mlflow_sqlite_store_holds_run_params_metrics_artifacts(tmp_path):
     assert str(tmp_path / "mlartifacts") in exp.artifact_location or (tmp_path / "mlartifacts").is_dir()
 
 
+def _open_mlflow_run(root: str, name: str, barrier) -> None:
+    from dlroadmap.train.tracking import MLflowBackend
+
+    barrier.wait()                                     # both processes reach the empty store together
+    MLflowBackend(Path(root), "dlroadmap", name, {}).close("FINISHED")
+
+
+@pytest.mark.slow
+def test_two_processes_creating_one_mlflow_store_both_get_their_run(tmp_path):
+    """Two `dlr run` commands started together on a new folder: without the lock, both ran the store's
+    migrations and one died ("Online migration expected to match one row ... 0 found")."""
+    import multiprocessing as mp
+
+    import mlflow.tracking  # noqa: F401  (imported before the fork, so the children start at once)
+    from mlflow.tracking import MlflowClient
+
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_open_mlflow_run, args=(str(tmp_path), f"run{i}", barrier)) for i in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("dlroadmap")
+    assert sorted(r.info.run_name for r in client.search_runs([exp.experiment_id])) == ["run0", "run1", "run2"]
+
+
 @pytest.mark.slow
 def test_mlflow_rows_are_buffered_and_all_land(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient

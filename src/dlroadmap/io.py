@@ -111,6 +111,24 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) while the block runs: another process that asks
+    for the same lock waits. For one-off set-up that two processes may race to do (two `dlr run` commands
+    creating one MLflow store). POSIX flock; where there is none (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """Flush a folder's entries (a rename into it) to disk; a no-op where folders cannot be opened (Windows)."""
     try:

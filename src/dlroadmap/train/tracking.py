@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Protocol
 
 from dlroadmap.errors import UserError
+from dlroadmap.io import file_lock
 
 BACKENDS = ("mlflow", "tensorboard", "wandb", "console")
 
@@ -49,8 +50,9 @@ class MLflowBackend:
         from mlflow.tracking import MlflowClient
 
         self.tracking_uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
-        exp_id = self.experiment_id(self.client, root, experiment)
+        with file_lock(root / "mlflow.db.lock"):   # the first client creates the tables: one process at a time
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            exp_id = self.experiment_id(self.client, root, experiment)
         self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         self._pending: list[Any] = []
         self._flushed = time.monotonic()
@@ -69,7 +71,8 @@ class MLflowBackend:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow.tracking import MlflowClient
 
-        cls.experiment_id(MlflowClient(tracking_uri=f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"), Path(root), experiment)
+        with file_lock(Path(root) / "mlflow.db.lock"):
+            cls.experiment_id(MlflowClient(tracking_uri=f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"), Path(root), experiment)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
