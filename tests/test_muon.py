@@ -71,6 +71,11 @@ def test_newton_schulz_flattens_the_spectrum():
 def test_vectors_need_an_adam_group():
     with pytest.raises(ValueError, match="2-d matrices only"):
         Muon([torch.zeros(4, requires_grad=True)])
+    opt = Muon([torch.zeros(3, 4, requires_grad=True)])
+    with pytest.raises(ValueError, match="2-d matrices only"):              # a group added later is checked too
+        opt.add_param_group({"params": [torch.zeros(4, requires_grad=True)]})
+    opt.add_param_group({"params": [torch.zeros(4, requires_grad=True)], "adam": True})
+    assert [g["adam"] for g in opt.param_groups] == [False, True]          # the refused group left nothing behind
 
 
 def test_gpt_split_and_a_checkpoint_round_trip():

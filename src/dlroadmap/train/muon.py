@@ -58,11 +58,16 @@ class Muon(torch.optim.Optimizer):
             raise ValueError(f"ns_dtype must be one of {', '.join(NS_DTYPES)}")
         super().__init__(params, dict(lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay, ns_steps=ns_steps,
                                       eps=eps, ns_dtype=ns_dtype, adam=False, betas=betas, adam_eps=adam_eps))
-        for group in self.param_groups:
-            for p in group["params"]:
-                if not group["adam"] and p.dim() != 2:
-                    raise ValueError(f"Muon updates 2-d matrices only; got a parameter of shape {tuple(p.shape)} "
-                                     "(put it in a group with adam=True)")
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Every group comes through here, the constructor's and later ones: a Muon group holds matrices only."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        wrong = [tuple(p.shape) for p in group["params"] if not group["adam"] and p.dim() != 2]
+        if wrong:
+            self.param_groups.pop()
+            raise ValueError(f"Muon updates 2-d matrices only; got a parameter of shape {wrong[0]} "
+                             "(put it in a group with adam=True)")
 
     @torch.no_grad()
     def step(self, closure=None):

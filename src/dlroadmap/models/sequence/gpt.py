@@ -147,8 +147,8 @@ class GPT(nn.Module):
                                      lr=lr, betas=betas)
         from dlroadmap.train.muon import Muon
 
-        hidden = [p for n, p in params.items() if p.dim() == 2 and n.startswith("h.")]   # attention and MLP matrices
-        embeddings = [p for p in decay if all(p is not q for q in hidden)]              # token (= output) and position
+        hidden = [p for n, p in params.items() if p.dim() == 2 and n.startswith("h.")]       # attention and MLP matrices
+        embeddings = [p for n, p in params.items() if p.dim() >= 2 and not n.startswith("h.")]  # token (= output), position
         return Muon([{"params": hidden},
                      {"params": embeddings, "adam": True, "lr": lr, "weight_decay": weight_decay},
                      {"params": no_decay, "adam": True, "lr": lr, "weight_decay": 0.0}],
