@@ -29,6 +29,29 @@ def test_every_marker_sits_in_code_and_names_a_known_paper():
                 assert f"@{key}" in text[m.line - 1]
 
 
+def test_parsed_markers_are_cached_until_a_source_file_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(papers, "SRC", tmp_path / "src")
+    module = tmp_path / "src" / "m.py"
+    module.parent.mkdir()
+    module.write_text("def f(x):\n    # eq. (1), @vaswani2017attention\n    return x\n")
+    papers.markers.cache_clear()
+    try:
+        first = papers.markers()
+        assert [(m.key, m.line, m.owner) for m in first["vaswani2017attention"]] == [("vaswani2017attention", 2, "f")]
+        assert len(list((tmp_path / "cache" / "dlroadmap" / "papers").glob("markers-*.json"))) == 1
+        papers.markers.cache_clear()
+        assert papers.markers() == first                           # read back from the cache: the same markers
+        module.write_text(module.read_text() + "\n\nclass G:\n    \"\"\"eq. (2), @kingma2013vae\"\"\"\n")
+        papers.markers.cache_clear()
+        assert [(m.key, m.owner) for m in papers.markers()["kingma2013vae"]] == [("kingma2013vae", "G")]   # edited: parsed again
+        assert len(list((tmp_path / "cache" / "dlroadmap" / "papers").glob("markers-*.json"))) == 1    # the stale one is gone
+    finally:
+        papers.markers.cache_clear()
+    papers.bibliography.cache_clear()
+    assert papers.bibliography() == papers._parse_bibliography()  # the cached bibliography is the parsed one
+
+
 def test_problems_catch_a_typo_an_uncited_entry_and_an_unmarked_paper(tmp_path, monkeypatch):
     bad = tmp_path / "bad.py"
     bad.write_text("def f(x):\n    # eq. (1), @vaswani2017atention\n    return x\n")

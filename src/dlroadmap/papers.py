@@ -10,14 +10,18 @@ Three places agree, and tests/test_papers.py holds them to it:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
+import hashlib
 import io
+import json
 import re
 import tokenize
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, Callable
 
 from dlroadmap.errors import UserError
 
@@ -72,8 +76,45 @@ def _plain(text: str) -> str:
     return LatexNodes2Text().latex_to_text(text).strip()
 
 
+def _source_stamp() -> str:
+    """A digest of the path, size and modification time of every source file and of references.bib: what
+    the parsed bibliography and markers depend on. Stat calls only (~200 files, a few milliseconds)."""
+    h = hashlib.sha256()
+    for path in sorted(SRC.rglob("*.py")) + [Path(str(files("dlroadmap").joinpath("references.bib")))]:
+        st = path.stat()
+        h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _cached(name: str, build: Callable[[], dict[str, Any]], load: Callable[[dict], dict[str, Any]]) -> dict[str, Any]:
+    """`build()`, kept as JSON in the user cache until a source file changes. Parsing the .bib (LaTeX to
+    text) and tokenizing every module took ~5 s: every `dlr run` paid it to write the report's papers page."""
+    from dlroadmap.io import user_cache_dir, write_json
+
+    folder = user_cache_dir() / "papers"
+    path = folder / f"{name}-{_source_stamp()}.json"
+    try:
+        return load(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError):
+        pass                                                    # none yet, or unreadable: build it again
+    value = build()
+    try:
+        for old in folder.glob(f"{name}-*.json"):               # stamps of sources that have since changed
+            old.unlink(missing_ok=True)
+        write_json(path, {k: [dataclasses.asdict(x) for x in v] if isinstance(v, list) else dataclasses.asdict(v)
+                          for k, v in value.items()})
+    except OSError:
+        pass                                                    # a read-only cache: parse every time
+    return value
+
+
 @lru_cache(maxsize=1)
 def bibliography() -> dict[str, Paper]:
+    return _cached("bibliography", _parse_bibliography,
+                   lambda d: {k: Paper(**{**v, "authors": tuple(v["authors"])}) for k, v in d.items()})
+
+
+def _parse_bibliography() -> dict[str, Paper]:
     import bibtexparser
 
     library = bibtexparser.parse_string(files("dlroadmap").joinpath("references.bib").read_text(encoding="utf-8"))
@@ -156,6 +197,10 @@ def markers_in(path: Path, rel: str) -> list[Marker]:
 @lru_cache(maxsize=1)
 def markers() -> dict[str, list[Marker]]:
     """key -> its markers across src/dlroadmap (every author-year key found, known or not: the test checks them)."""
+    return _cached("markers", _find_markers, lambda d: {k: [Marker(**m) for m in v] for k, v in d.items()})
+
+
+def _find_markers() -> dict[str, list[Marker]]:
     out: dict[str, list[Marker]] = {}
     for path in sorted(SRC.rglob("*.py")):
         for m in markers_in(path, str(path.relative_to(SRC))):
