@@ -103,8 +103,8 @@ def _cached(name: str, build: Callable[[], dict[str, Any]], load: Callable[[dict
             old.unlink(missing_ok=True)
         write_json(path, {k: [dataclasses.asdict(x) for x in v] if isinstance(v, list) else dataclasses.asdict(v)
                           for k, v in value.items()})
-    except OSError:
-        pass                                                    # a read-only cache: parse every time
+    except (OSError, UserError):
+        pass                                                    # a read-only or blocked cache: parse every time
     return value
 
 
