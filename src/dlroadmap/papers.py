@@ -88,7 +88,7 @@ def _source_stamp() -> str:
 
 def _cached(name: str, build: Callable[[], dict[str, Any]], load: Callable[[dict], dict[str, Any]]) -> dict[str, Any]:
     """`build()`, kept as JSON in the user cache until a source file changes. Parsing the .bib (LaTeX to
-    text) and tokenizing every module took ~5 s: every `dlr run` paid it to write the report's papers page."""
+    text) and tokenizing every module took ~1.7 s: every `dlr run` paid it to write the report's papers page."""
     from dlroadmap.io import user_cache_dir, write_json
 
     folder = user_cache_dir() / "papers"

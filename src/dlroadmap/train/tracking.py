@@ -5,6 +5,7 @@ each call out to the backends chosen with `--track` and also keeps a local copy 
 and an in-memory history), so `dlr run`, the tour, the report, notebooks and tests see the same.
 
   MLflow       a real tracking store: sqlite file <out>/mlflow.db, artifacts under <out>/mlartifacts
+               (and <out>/mlflow.db.lock, which two processes opening a new store take in turn)
   TensorBoard  event files under <out>/tensorboard/<run name>
   W&B          offline mode (a run folder under <out>/wandb) unless WANDB_API_KEY is set
   console      one line per logged metrics dict
