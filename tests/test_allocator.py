@@ -1,5 +1,6 @@
 """The allocator setting: a training step's freed blocks are reused, not page-faulted in again every step."""
 
+import statistics
 import subprocess
 import sys
 
@@ -17,16 +18,21 @@ model = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(
 x = torch.randn(64, 1, 28, 28)
 for _ in range(5):                                       # warm-up: the first steps fault their blocks in either way
     model(x).sum().backward()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(20):
+faults = []
+for _ in range(20):                                      # page faults of each step
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     model(x).sum().backward()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(*faults)
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_training_steps_reuse_freed_memory():
-    faults = {how: int(subprocess.run([sys.executable, "-c", STEPS, how], capture_output=True, text=True, check=True).stdout)
+    # The median step, not the sum: a step now and then faults in a block once more either way (1,568 faults,
+    # a 6 MB buffer, in 1 run of 5 here); summed over 20 steps that burst failed a ratio under load in CI.
+    faults = {how: statistics.median(map(int, subprocess.run([sys.executable, "-c", STEPS, how], capture_output=True, text=True,
+                                                             check=True).stdout.split()))
               for how in ("default", "keep")}
-    assert faults["default"] >= 20 * 1000, faults          # glibc's default: every step maps its activations afresh
+    assert faults["default"] >= 1000, faults                 # glibc's default: every step maps its activations afresh
     assert faults["keep"] <= faults["default"] / 10, faults  # kept in the heap: the same pages step after step
