@@ -61,7 +61,7 @@ def test_mlflow_sqlite_store_holds_run_params_metrics_artifacts(tmp_path):
 def _open_mlflow_run(root: str, name: str, barrier) -> None:
     from dlroadmap.train.tracking import MLflowBackend
 
-    barrier.wait()                                     # both processes reach the empty store together
+    barrier.wait()                                     # all three processes reach the empty store together
     MLflowBackend(Path(root), "dlroadmap", name, {}).close("FINISHED")
 
 

@@ -47,33 +47,31 @@ class MLflowBackend:
     """MLflow through its client API: no global state, no server needed."""
 
     def __init__(self, root: Path, experiment: str, run_name: str, tags: dict[str, str]):
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        from mlflow.tracking import MlflowClient
-
-        self.tracking_uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
-        with file_lock(root / "mlflow.db.lock"):   # the first client creates the tables: one process at a time
-            self.client = MlflowClient(tracking_uri=self.tracking_uri)
-            exp_id = self.experiment_id(self.client, root, experiment)
+        self.client, exp_id = self.open_store(root, experiment)
+        self.tracking_uri = self.client.tracking_uri
         self.run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
         self._pending: list[Any] = []
         self._flushed = time.monotonic()
 
     @staticmethod
-    def experiment_id(client: Any, root: Path, experiment: str) -> str:
-        """The experiment's id, creating the store's tables and the experiment on first use. Worker
-        processes of `dlr tour --jobs` find both made by the parent: sqlite then sees only row writes."""
-        exp = client.get_experiment_by_name(experiment)
-        if exp is not None:
-            return exp.experiment_id
-        return client.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
-
-    @classmethod
-    def prepare(cls, root: Path, experiment: str = "dlroadmap") -> None:
+    def open_store(root: Path, experiment: str) -> tuple[Any, str]:
+        """A client of <root>/mlflow.db and the experiment's id, creating the store's tables and the experiment
+        on first use. The first client creates the tables, so two processes opening a new store take the lock
+        in turn; worker processes of `dlr tour --jobs` find both made by the parent (`prepare`)."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow.tracking import MlflowClient
 
-        with file_lock(Path(root) / "mlflow.db.lock"):
-            cls.experiment_id(MlflowClient(tracking_uri=f"sqlite:///{(Path(root) / 'mlflow.db').resolve()}"), Path(root), experiment)
+        root = Path(root)
+        with file_lock(root / "mlflow.db.lock"):
+            client = MlflowClient(tracking_uri=f"sqlite:///{(root / 'mlflow.db').resolve()}")
+            exp = client.get_experiment_by_name(experiment)
+            if exp is not None:
+                return client, exp.experiment_id
+            return client, client.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
+
+    @classmethod
+    def prepare(cls, root: Path, experiment: str = "dlroadmap") -> None:
+        cls.open_store(root, experiment)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
