@@ -110,6 +110,12 @@ def test_invalid_combination_stops_before_training(cli, tmp_path, item, needle):
     one_line_error(code, err, needle)
 
 
+def test_regressor_width_the_heads_do_not_divide_stops_before_the_llm(cli, tmp_path):
+    code, _, err = cli("run", "p4.research.foundation", "--quick", "--set", "icl_width=100", "--set", "icl_heads=3",
+                       "--out", str(tmp_path / "o"), "--track", "none")
+    one_line_error(code, err, "icl_width=100 must be divisible by icl_heads=3")
+
+
 def test_invalid_track_and_precision(cli, tmp_path):
     code, _, err = cli("run", "p2.fnn.backprop", "--quick", "--track", "neptune", "--out", str(tmp_path / "o"))
     one_line_error(code, err, "unknown tracking backend 'neptune'")
