@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from dlroadmap.environment import cpu_model, machine  # noqa: F401  (benchmarks import them from here)
+from dlroadmap.environment import cpu_model, gemm_peak, machine  # noqa: F401  (benchmarks import them from here)
 from dlroadmap.io import write_json
 
 RESULTS = Path(__file__).parent / "results"
@@ -20,16 +20,6 @@ def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), times
-
-
-def gemm_peak(dtype, n: int = 2048) -> float:
-    """This machine's GEMM rate in GFLOP/s: the best of 3 n x n matmuls in `dtype` (a torch dtype)."""
-    import torch
-
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = min(median_time(lambda: a @ b, 1)[0] for _ in range(3))
-    return 2 * n ** 3 / best / 1e9
 
 
 def save(name: str, result: dict[str, Any]) -> Path:

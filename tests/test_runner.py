@@ -102,6 +102,8 @@ def test_tour_jobs_2_reports_what_a_serial_tour_reports(tmp_path):
     assert [n["node"] for n in a["nodes"]] == [n["node"] for n in b["nodes"]]          # in roadmap order
     assert [n["metrics"] for n in a["nodes"]] == [n["metrics"] for n in b["nodes"]]    # the same numbers
     assert set(b["node_seconds"]) == {n["node"] for n in b["nodes"]} and b["jobs"] == 2
+    # the seconds come with the machine and how fast it multiplied before and after
+    assert b["machine"]["cpu"] and all(b["machine"]["gemm_fp32_gflops_1_thread"][k] > 0 for k in ("start", "end"))
     # Both workers wrote to the one MLflow store.
     from mlflow.tracking import MlflowClient
 

@@ -49,6 +49,30 @@ def machine() -> dict[str, Any]:
     }
 
 
+def gemm_peak(dtype=None, n: int = 2048, threads: int | None = None) -> float:
+    """This machine's matmul rate in GFLOP/s: the best of 3 n x n products in `dtype` (float32 by default), on
+    `threads` torch threads (None: as they are). Seconds mean little without it: the same 2-core VM multiplied
+    fp32 at 128 to 218 GFLOP/s on one thread on different days, and its tour took 528 to 839 s."""
+    import time
+
+    import torch
+
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        a = torch.randn(n, n, dtype=dtype or torch.float32)
+        a @ a                                                    # first call: allocation and kernel choice
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * n ** 3 / best / 1e9
+
+
 @lru_cache(maxsize=1)
 def git_state() -> dict[str, Any]:
     """The checkout's commit and whether files differ from it; {} outside a git checkout."""

@@ -273,6 +273,7 @@ def tour(
     Exits with code 1 when any node misses an expectation or fails.
     """
 
+    from dlroadmap.environment import gemm_peak, machine
     from dlroadmap.io import check_writable_dir, write_json
     from dlroadmap.report import write_report
     from dlroadmap.train.tracking import MLflowBackend, parse_backends
@@ -288,6 +289,9 @@ def tour(
         raise UserError(f"no implemented node matches --only {only!r}; see `dlr list`")
     jobs = min(jobs or default_jobs(), len(nodes))
     results: list[dict[str, Any] | None] = [None] * len(nodes)
+    # How fast this machine multiplies, before and after: the tour's seconds compare across machines (and
+    # across the hours of one shared VM) only beside it.
+    gemm = {"start": gemm_peak(n=1024, threads=1)}
     t0 = time.perf_counter()
     with progress() as bar:
         task = bar.add_task("tour", total=len(nodes), info="") if bar else None
@@ -310,8 +314,11 @@ def tour(
             prepare = (lambda: MLflowBackend.prepare(out)) if "mlflow" in backends else None
             run_parallel(nodes, jobs, expected_seconds(out, quick), (str(out), quick, track, seed_list), done, prepare)
     final = [r for r in results if r is not None]
+    seconds = time.perf_counter() - t0
+    gemm["end"] = gemm_peak(n=1024, threads=1)
     summary = {
-        "version": __version__, "quick": quick, "only": only, "jobs": jobs, "seeds": seed_list, "seconds": time.perf_counter() - t0,
+        "version": __version__, "quick": quick, "only": only, "jobs": jobs, "seeds": seed_list, "seconds": seconds,
+        "machine": {**machine(), "gemm_fp32_gflops_1_thread": {k: round(v, 1) for k, v in gemm.items()}},
         "passed": all(r["passed"] for r in final), "node_seconds": {r["node"]: r.get("seconds") for r in final}, "nodes": final,
     }
     write_json(out / "summary.json", summary)
@@ -320,6 +327,8 @@ def tour(
     n_ok = sum(r["passed"] for r in final)
     slowest = sorted(final, key=lambda r: -(r.get("seconds") or 0))[:5]
     console.print("slowest: " + ", ".join(f"{r['node']} {r.get('seconds') or 0:.0f}s" for r in slowest), highlight=False)
-    console.print(f"{n_ok}/{len(final)} nodes passed in {summary['seconds']:.1f}s   summary: {out / 'summary.json'}   report: {out / 'report.html'}")
+    console.print(f"{n_ok}/{len(final)} nodes passed in {seconds:.1f}s on {jobs} worker(s); this machine multiplied fp32 at "
+                  f"{gemm['start']:.0f} GFLOP/s on one thread before the tour, {gemm['end']:.0f} after   summary: {out / 'summary.json'}   "
+                  f"report: {out / 'report.html'}", highlight=False)
     if not summary["passed"]:
         raise typer.Exit(1)
