@@ -52,7 +52,7 @@ def machine() -> dict[str, Any]:
 def gemm_peak(dtype=None, n: int = 2048, threads: int | None = None) -> float:
     """This machine's matmul rate in GFLOP/s: the best of 3 n x n products in `dtype` (float32 by default), on
     `threads` torch threads (None: as they are). Seconds mean little without it: the same 2-core VM multiplied
-    fp32 at 128 to 218 GFLOP/s on one thread on different days, and its tour took 528 to 839 s."""
+    fp32 at 104 to 135 GFLOP/s on one thread within one day, and its quick tour took 528 to 839 s on different days."""
     import time
 
     import torch
